@@ -1,0 +1,351 @@
+"""The theme classifier: spaCy features -> TF-IDF -> per-theme calibrated presence and polarity.
+
+For every theme of the codebook the model learns two things from the same TF-IDF features:
+
+* presence: a logistic regression, calibrated with
+  :class:`~sklearn.calibration.CalibratedClassifierCV` so that its score is a probability,
+  and a decision threshold tuned for F1 by
+  :class:`~sklearn.model_selection.TunedThresholdClassifierCV` (cross-validation on the training
+  data only);
+* polarity: a logistic regression trained on the texts that carry the theme, telling a strength
+  from a concern.
+
+Evidence for a detected theme is the sentence (or sentences) that the theme's presence model
+scores highest, so the explanation comes from the same model as the tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.dummy import DummyClassifier
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
+from sklearn.pipeline import FeatureUnion
+from sklearn.utils.validation import check_is_fitted
+
+from classifier._errors import ClassifierError
+from classifier.codebook import load_codebook
+from classifier.prediction import (
+    STATUS_EMPTY,
+    STATUS_NOT_TEXT,
+    STATUS_OK,
+    Prediction,
+    ThemeResult,
+)
+from classifier.preprocessing import Sentence, SpacyPreprocessor
+
+EVIDENCE_SEPARATOR = " … "
+
+
+def _text_status(value: object) -> str:
+    if not isinstance(value, str):
+        return STATUS_NOT_TEXT
+    return STATUS_OK if value.strip() else STATUS_EMPTY
+
+
+def check_labels(
+    labels: Iterable[Mapping[str, str]], themes: Sequence[str], polarities: Sequence[str]
+) -> list[dict[str, str]]:
+    """Validate label dicts against the codebook; return them as plain dicts.
+
+    Raises :class:`ClassifierError` naming the row (0-based) and the bad value.
+    """
+    known_themes, known_polarities = set(themes), set(polarities)
+    checked = []
+    for row, label in enumerate(labels):
+        if not isinstance(label, Mapping):
+            raise ClassifierError(f"labels row {row}: expected a mapping of theme to polarity")
+        for theme, polarity in label.items():
+            if theme not in known_themes:
+                raise ClassifierError(f"labels row {row}: unknown theme {theme!r}")
+            if polarity not in known_polarities:
+                raise ClassifierError(f"labels row {row}: unknown polarity {polarity!r}")
+        checked.append(dict(label))
+    return checked
+
+
+class ThemeClassifier(ClassifierMixin, BaseEstimator):
+    """Tag texts with codebook themes, each with a polarity, a calibrated score and evidence.
+
+    Parameters
+    ----------
+    codebook : str or None, default=None
+        Path of the codebook TOML whose themes to learn; None uses the packaged codebook.
+    negation : bool, default=True
+        Mark tokens in a negation scope (see :class:`SpacyPreprocessor`).
+    max_scope : int, default=8
+        Longest negation scope in tokens.
+    ngram_range : tuple of int, default=(1, 2)
+        Word n-grams of the TF-IDF features.
+    char_ngram_range : tuple of int or None, default=(2, 5)
+        Character n-grams (within word boundaries) of the normalised tokens, which make the model
+        robust to typos and word forms ("listend", "listening"); None to use words only.
+    min_df : int, default=2
+        Ignore n-grams seen in fewer training texts.
+    C : float, default=4.0
+        Inverse regularisation strength of the logistic regressions.
+    calibration : {"sigmoid", "isotonic"}, default="sigmoid"
+        Calibration method of the presence scores.
+    cv : int, default=5
+        Folds for calibration and for threshold tuning.
+    random_state : int, default=0
+        Seed of the cross-validation splits; the same data and settings give the same model.
+
+    Attributes
+    ----------
+    themes_ : tuple of str
+        Theme ids, in codebook order.
+    polarities_ : tuple of str
+        The (positive, negative) polarity names.
+    preprocessor_ : SpacyPreprocessor
+    vectorizer_ : TfidfVectorizer
+    presence_ : dict of str to TunedThresholdClassifierCV
+    polarity_ : dict of str to LogisticRegression (or DummyClassifier when one polarity is absent)
+    thresholds_ : dict of str to float
+        Tuned decision threshold on the calibrated presence probability.
+
+    Examples
+    --------
+    >>> from classifier import ThemeClassifier
+    >>> model = ThemeClassifier().fit(texts, labels)            # doctest: +SKIP
+    >>> model.predict(["She cancelled twice this month."])      # doctest: +SKIP
+    [{'boundaries': 'negative'}]
+    """
+
+    def __init__(
+        self,
+        codebook: str | None = None,
+        negation: bool = True,
+        max_scope: int = 8,
+        ngram_range: tuple[int, int] = (1, 2),
+        char_ngram_range: tuple[int, int] | None = (2, 5),
+        min_df: int = 2,
+        C: float = 4.0,
+        calibration: str = "sigmoid",
+        cv: int = 5,
+        random_state: int = 0,
+    ):
+        self.codebook = codebook
+        self.negation = negation
+        self.max_scope = max_scope
+        self.ngram_range = ngram_range
+        self.char_ngram_range = char_ngram_range
+        self.min_df = min_df
+        self.C = C
+        self.calibration = calibration
+        self.cv = cv
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: Sequence[object], y: Sequence[Mapping[str, str]]) -> ThemeClassifier:
+        """Learn every theme of the codebook from texts ``X`` and label dicts ``y``."""
+        codebook = load_codebook(self.codebook)
+        texts = list(X)
+        labels = check_labels(list(y), codebook.theme_ids, codebook.polarities)
+        if len(texts) != len(labels):
+            raise ClassifierError(f"{len(texts)} texts but {len(labels)} label rows")
+
+        from classifier.persistence import library_versions
+
+        self.versions_ = library_versions()
+        self.themes_ = codebook.theme_ids
+        self.polarities_ = tuple(codebook.polarities)
+        self.codebook_name_ = codebook.name
+        self.codebook_version_ = codebook.version
+        self.preprocessor_ = SpacyPreprocessor(negation=self.negation, max_scope=self.max_scope)
+        self.vectorizer_ = self._vectorizer()
+        features = self.vectorizer_.fit_transform(self.preprocessor_.transform(texts))
+
+        positive = self.polarities_[0]
+        self.presence_, self.polarity_, self.thresholds_ = {}, {}, {}
+        for theme in self.themes_:
+            present = np.array([theme in label for label in labels], dtype=int)
+            n_present = int(present.sum())
+            if min(n_present, len(present) - n_present) < self.cv:
+                raise ClassifierError(
+                    f"theme {theme!r}: {n_present} of {len(present)} texts carry it; "
+                    f"need at least {self.cv} with and without it to cross-validate"
+                )
+            presence = TunedThresholdClassifierCV(
+                CalibratedClassifierCV(
+                    self._logistic_regression(),
+                    method=self.calibration,
+                    cv=self._folds(),
+                    ensemble=False,
+                ),
+                scoring="f1",
+                cv=self._folds(),
+                random_state=self.random_state,
+            ).fit(features, present)
+            self.presence_[theme] = presence
+            self.thresholds_[theme] = float(presence.best_threshold_)
+
+            rows = np.flatnonzero(present)
+            is_positive = np.array([labels[i][theme] == positive for i in rows], dtype=int)
+            if len(np.unique(is_positive)) < 2:
+                polarity = DummyClassifier(strategy="prior")
+            else:
+                polarity = self._logistic_regression()
+            self.polarity_[theme] = polarity.fit(features[rows], is_positive)
+        return self
+
+    def _vectorizer(self):
+        words = TfidfVectorizer(
+            token_pattern=r"\S+",  # the preprocessor already tokenised; keep its tokens as they are
+            lowercase=False,
+            ngram_range=tuple(self.ngram_range),
+            min_df=self.min_df,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        if self.char_ngram_range is None:
+            return words
+        chars = TfidfVectorizer(
+            analyzer="char_wb",
+            lowercase=False,
+            ngram_range=tuple(self.char_ngram_range),
+            min_df=self.min_df,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        return FeatureUnion([("words", words), ("chars", chars)])
+
+    def _logistic_regression(self) -> LogisticRegression:
+        return LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000)
+
+    def _folds(self) -> StratifiedKFold:
+        return StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
+
+    # --------------------------------------------------------------- prediction
+    def predict_proba(self, X: Sequence[object]) -> np.ndarray:
+        """Calibrated probability that each theme is present: shape (n_texts, n_themes)."""
+        check_is_fitted(self, "presence_")
+        return self._presence_scores(self._features(X))
+
+    def predict(self, X: Sequence[object]) -> list[dict[str, str]]:
+        """Label dicts ``{theme: polarity}`` (detected themes only), one per text."""
+        return [prediction.labels for prediction in self.classify_many(X, explain=False)]
+
+    def classify(self, text: object, explain: bool = True) -> Prediction:
+        """Classify one text. See :meth:`classify_many`."""
+        return self.classify_many([text], explain=explain)[0]
+
+    def classify_many(
+        self, texts: Iterable[object], explain: bool = True, batch_size: int = 2000
+    ) -> list[Prediction]:
+        """Classify texts; the result has the same length and order as ``texts``.
+
+        Parameters
+        ----------
+        texts : iterable of str
+            Anything iterable; non-strings and empty strings come back untagged with a status.
+        explain : bool, default=True
+            Find the evidence sentence(s) of every detected theme (costs extra time).
+        batch_size : int, default=2000
+            Texts analysed at a time, which bounds memory.
+        """
+        check_is_fitted(self, "presence_")
+        texts = list(texts)
+        predictions: list[Prediction] = []
+        for start in range(0, len(texts), batch_size):
+            predictions.extend(self._classify_batch(texts[start : start + batch_size], explain))
+        return predictions
+
+    def _features(self, texts: Sequence[object]):
+        return self.vectorizer_.transform(self.preprocessor_.transform(texts))
+
+    def _presence_scores(self, features) -> np.ndarray:
+        if features.shape[0] == 0:
+            return np.zeros((0, len(self.themes_)))
+        return np.column_stack(
+            [self.presence_[theme].predict_proba(features)[:, 1] for theme in self.themes_]
+        )
+
+    def _positive_scores(self, features) -> np.ndarray:
+        if features.shape[0] == 0:
+            return np.zeros((0, len(self.themes_)))
+        columns = []
+        for theme in self.themes_:
+            model = self.polarity_[theme]
+            proba = model.predict_proba(features)
+            # A DummyClassifier fitted on one class has a single column.
+            columns.append(
+                proba[:, list(model.classes_).index(1)]
+                if 1 in model.classes_
+                else np.zeros(features.shape[0])
+            )
+        return np.column_stack(columns)
+
+    def _classify_batch(self, texts: Sequence[object], explain: bool) -> list[Prediction]:
+        statuses = [_text_status(text) for text in texts]
+        usable = [i for i, status in enumerate(statuses) if status == STATUS_OK]
+        analysed = list(self.preprocessor_.analyse([texts[i] for i in usable], sentences=explain))
+        features = self.vectorizer_.transform([doc for doc, _ in analysed])
+        presence = self._presence_scores(features)
+        positive = self._positive_scores(features)
+        thresholds = np.array([self.thresholds_[theme] for theme in self.themes_])
+        detected = presence >= thresholds
+
+        evidence: dict[tuple[int, int], str] = {}
+        if explain:
+            evidence = self._evidence(
+                [texts[i] for i in usable], [sents for _, sents in analysed], detected
+            )
+
+        predictions = [Prediction(status=status) for status in statuses]
+        pos_name, neg_name = self.polarities_
+        for row, index in enumerate(usable):
+            results = []
+            for col in np.flatnonzero(detected[row]):
+                p_pos = float(positive[row, col])
+                is_pos = p_pos >= 0.5
+                results.append(
+                    ThemeResult(
+                        theme=self.themes_[col],
+                        polarity=pos_name if is_pos else neg_name,
+                        score=float(presence[row, col]),
+                        polarity_score=p_pos if is_pos else 1.0 - p_pos,
+                        evidence=evidence.get((row, col), ""),
+                    )
+                )
+            scores = {theme: float(presence[row, col]) for col, theme in enumerate(self.themes_)}
+            predictions[index] = Prediction(themes=results, scores=scores, status=STATUS_OK)
+        return predictions
+
+    def _evidence(
+        self, texts: Sequence[str], sentences: Sequence[list[Sentence]], detected: np.ndarray
+    ) -> dict[tuple[int, int], str]:
+        """Pick, per detected (text, theme), the sentence(s) its presence model scores highest."""
+        evidence: dict[tuple[int, int], str] = {}
+        owners, spans, sentence_features = [], [], []
+        for row, sents in enumerate(sentences):
+            if not detected[row].any():
+                continue
+            if len(sents) <= 1:  # one sentence: the evidence is the whole text
+                for col in np.flatnonzero(detected[row]):
+                    evidence[(row, col)] = texts[row].strip()
+                continue
+            for sent in sents:
+                owners.append(row)
+                spans.append(sent)
+                sentence_features.append(sent.features)
+        if not owners:
+            return evidence
+        scores = self._presence_scores(self.vectorizer_.transform(sentence_features))
+        owners_arr = np.asarray(owners)
+        for row in np.unique(owners_arr):
+            members = np.flatnonzero(owners_arr == row)
+            for col in np.flatnonzero(detected[row]):
+                theme_scores = scores[members, col]
+                chosen = members[theme_scores >= self.thresholds_[self.themes_[col]]]
+                if len(chosen) == 0:
+                    chosen = members[[int(np.argmax(theme_scores))]]
+                evidence[(row, col)] = EVIDENCE_SEPARATOR.join(
+                    texts[row][spans[i].start : spans[i].end].strip() for i in chosen
+                )
+        return evidence

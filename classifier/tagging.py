@@ -1,0 +1,270 @@
+"""Batch tagging of tables: the engine behind ``classifier tag``.
+
+:func:`tag_frame` tags one pandas DataFrame and is what a Dask user maps over partitions::
+
+    ddf.map_partitions(tag_frame, model=model, text_column="text", meta=...)
+
+:func:`tag_file` streams a file through it chunk by chunk, optionally over several processes,
+keeping every row, in order, and writes the result atomically.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from classifier._errors import ClassifierError
+from classifier.io import STDIO, ChunkWriter, TableReader, detect_format
+from classifier.prediction import STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_OK, Prediction
+
+TEXT_COLUMN_CANDIDATES = (
+    "text", "feedback", "comment", "comments", "response", "free_text", "freetext", "answer",
+    "review", "feedback_text", "comment_text",
+)  # fmt: skip
+THEMES_COLUMN = "themes"
+STATUS_COLUMN = "status"
+POLARITY_MARKS = {0: "+", 1: "-"}  # index in the codebook's polarities -> mark in `themes`
+
+
+def output_columns(themes: Sequence[str], explain: bool = False) -> list[str]:
+    """Columns that tagging adds, in order."""
+    columns = [THEMES_COLUMN]
+    columns += list(themes)
+    columns += [f"{theme}_score" for theme in themes]
+    if explain:
+        columns += [f"{theme}_evidence" for theme in themes]
+    columns.append(STATUS_COLUMN)
+    return columns
+
+
+def find_text_column(columns: Sequence[str], requested: str | None, source: str) -> str:
+    """The text column: ``requested`` if given, else the one obvious candidate."""
+    names = [str(column) for column in columns]
+    if requested is not None:
+        if requested not in names:
+            raise ClassifierError(
+                f"{source}: no column {requested!r}; columns are: {', '.join(names)}"
+            )
+        return requested
+    found = [name for name in names if name.strip().lower() in TEXT_COLUMN_CANDIDATES]
+    if len(found) == 1:
+        return found[0]
+    reason = "several candidate text columns" if found else "no obvious text column"
+    raise ClassifierError(f"{source}: {reason}; pass --text-column with one of: {', '.join(names)}")
+
+
+def predictions_frame(
+    predictions: Sequence[Prediction],
+    themes: Sequence[str],
+    polarities: Sequence[str],
+    explain: bool = False,
+    index: pd.Index | None = None,
+) -> pd.DataFrame:
+    """Flat, spreadsheet-friendly columns for a list of predictions."""
+    marks = {polarity: POLARITY_MARKS[i] for i, polarity in enumerate(polarities)}
+    rows = []
+    for prediction in predictions:
+        row: dict[str, object] = dict.fromkeys(output_columns(themes, explain), "")
+        row[THEMES_COLUMN] = "; ".join(
+            f"{result.theme}{marks[result.polarity]}" for result in prediction.themes
+        )
+        for theme, score in prediction.scores.items():
+            row[f"{theme}_score"] = round(score, 3)
+        for result in prediction.themes:
+            row[result.theme] = result.polarity
+            if explain:
+                row[f"{result.theme}_evidence"] = result.evidence
+        row[STATUS_COLUMN] = prediction.status
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=output_columns(themes, explain), index=index)
+    for theme in themes:  # untagged rows have no score: keep the column numeric, with NaN
+        frame[f"{theme}_score"] = pd.to_numeric(frame[f"{theme}_score"].replace("", None))
+    return frame
+
+
+def _check_no_clash(columns: Iterable[str], added: Sequence[str], source: str) -> None:
+    clash = sorted(set(map(str, columns)) & set(added))
+    if clash:
+        raise ClassifierError(
+            f"{source}: input already has column(s) {', '.join(clash)}, which tagging adds; "
+            "rename them first"
+        )
+
+
+def tag_frame(frame: pd.DataFrame, model, text_column: str, explain: bool = False) -> pd.DataFrame:
+    """Return ``frame`` with the tagging columns appended; rows, order and index unchanged."""
+    _check_no_clash(frame.columns, output_columns(model.themes_, explain), "input")
+    predictions = model.classify_many(frame[text_column].tolist(), explain=explain)
+    added = predictions_frame(
+        predictions, model.themes_, model.polarities_, explain, index=frame.index
+    )
+    return pd.concat([frame, added], axis=1)
+
+
+@dataclass
+class TagSummary:
+    """What ``classifier tag`` did, printed at the end and written by ``--summary``."""
+
+    input: str
+    output: str
+    text_column: str = ""
+    rows_read: int = 0
+    rows_tagged: int = 0
+    rows_with_theme: int = 0
+    rows_no_theme: int = 0
+    rows_empty_text: int = 0
+    rows_not_text: int = 0
+    theme_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def add(self, predictions: Sequence[Prediction], polarities: Sequence[str]) -> None:
+        self.rows_read += len(predictions)
+        statuses = Counter(p.status for p in predictions)
+        self.rows_tagged += statuses[STATUS_OK]
+        self.rows_empty_text += statuses[STATUS_EMPTY]
+        self.rows_not_text += statuses[STATUS_NOT_TEXT]
+        for prediction in predictions:
+            if prediction.status != STATUS_OK:
+                continue
+            if prediction.themes:
+                self.rows_with_theme += 1
+            else:
+                self.rows_no_theme += 1
+            for result in prediction.themes:
+                self.theme_counts[result.theme][result.polarity] += 1
+
+    def render(self) -> str:
+        rate = self.rows_read / self.seconds if self.seconds else 0.0
+        lines = [
+            f"Tagged {self.input} -> {self.output} (text column: {self.text_column})",
+            f"  rows read            {self.rows_read:>10,}",
+            f"  rows tagged          {self.rows_tagged:>10,}",
+            f"    with a theme       {self.rows_with_theme:>10,}",
+            f"    with no theme      {self.rows_no_theme:>10,}",
+            f"  rows not tagged      {self.rows_empty_text + self.rows_not_text:>10,}"
+            f"   (empty text {self.rows_empty_text:,}, not text {self.rows_not_text:,})",
+            f"  time                 {self.seconds:>10.1f} s   ({rate:,.0f} rows/s)",
+            "  theme            strength    concern",
+        ]
+        for theme, counts in self.theme_counts.items():
+            values = list(counts.values())
+            lines.append(f"  {theme:<15}{values[0]:>10,} {values[1]:>10,}")
+        return "\n".join(lines)
+
+
+def _classify_in_worker(model_path: str, texts: list, explain: bool) -> list[Prediction]:
+    # Runs in a joblib worker: load_model is cached per process, so each loads the model once.
+    from classifier.persistence import load_model
+
+    return load_model(model_path).classify_many(texts, explain=explain)
+
+
+def tag_file(
+    input_path: str,
+    output_path: str,
+    model_path: str | Path | None = None,
+    text_column: str | None = None,
+    id_column: str | None = None,
+    explain: bool = False,
+    jobs: int = 1,
+    chunk_size: int = 10_000,
+    encoding: str = "utf-8",
+    input_format: str | None = None,
+    output_format: str | None = None,
+    force: bool = False,
+    progress: Callable[[int, float | None], None] | None = None,
+) -> TagSummary:
+    """Tag every row of ``input_path`` and write ``output_path``; return the summary.
+
+    Every input column is kept unchanged and in order; the tagging columns follow. Rows keep their
+    count and order. Nothing is written to ``output_path`` unless the whole run succeeds.
+    """
+    from classifier.persistence import default_model_path, load_model
+
+    if input_path != STDIO and output_path != STDIO:
+        if Path(input_path).resolve() == Path(output_path).resolve():
+            raise ClassifierError(f"{output_path}: the output would overwrite the input")
+    in_fmt = detect_format(input_path, input_format, default="csv")
+    out_fmt = detect_format(output_path, output_format, default="jsonl")
+    model_path = str(model_path or default_model_path())
+    model = load_model(model_path)
+    themes, polarities = model.themes_, model.polarities_
+    added_columns = output_columns(themes, explain)
+
+    reader = TableReader(input_path, in_fmt, chunk_size=chunk_size, encoding=encoding)
+    writer = ChunkWriter(output_path, out_fmt, force=force)
+    summary = TagSummary(input=input_path, output=output_path)
+    summary.theme_counts = {theme: dict.fromkeys(polarities, 0) for theme in themes}
+    started = time.perf_counter()
+    pending: deque[pd.DataFrame] = deque()
+
+    def tasks():
+        for chunk in reader:
+            if not summary.text_column:
+                summary.text_column = find_text_column(chunk.columns, text_column, input_path)
+                _check_no_clash(chunk.columns, added_columns, input_path)
+                if id_column is not None and id_column not in chunk.columns:
+                    raise ClassifierError(
+                        f"{input_path}: no id column {id_column!r}; "
+                        f"columns are: {', '.join(map(str, chunk.columns))}"
+                    )
+            pending.append(chunk)
+            yield chunk[summary.text_column].tolist()
+
+    try:
+        if jobs == 1:
+            results = (model.classify_many(texts, explain=explain) for texts in tasks())
+        else:
+            from joblib import Parallel, delayed
+
+            results = Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")(
+                delayed(_classify_in_worker)(model_path, texts, explain) for texts in tasks()
+            )
+        for predictions in results:
+            chunk = pending.popleft()
+            summary.add(predictions, polarities)
+            if out_fmt == "jsonl":
+                records = [
+                    {**row, "classification": prediction.to_dict()}
+                    for row, prediction in zip(chunk.to_dict("records"), predictions, strict=True)
+                ]
+                writer.write(chunk, records=records)
+            else:
+                added = predictions_frame(predictions, themes, polarities, explain, chunk.index)
+                writer.write(pd.concat([chunk, added], axis=1))
+            if progress is not None:
+                progress(summary.rows_read, reader.progress)
+        if summary.rows_read == 0 and not summary.text_column:
+            raise ClassifierError(f"{input_path}: no rows")
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def progress_printer(stream=sys.stderr) -> Callable[[int, float | None], None]:
+    """A one-line progress display (rows, rows/s, ETA) for a terminal."""
+    started = time.perf_counter()
+
+    def show(rows: int, fraction: float | None) -> None:
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        rate = rows / elapsed
+        eta = ""
+        if fraction:
+            remaining = elapsed * (1 - fraction) / fraction
+            eta = f"  ETA {int(remaining // 60)}:{int(remaining % 60):02d}"
+        stream.write(f"\r{rows:>12,} rows  {rate:>9,.0f} rows/s{eta}   ")
+        stream.flush()
+
+    return show

@@ -1,0 +1,257 @@
+"""Training the shipped model and writing its model card (``classifier train`` / ``evaluate``).
+
+The test split is used once, after fitting, for the reported numbers; thresholds, calibration and
+the ablation all use the train split only (cross-validation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from classifier._errors import ClassifierError
+from classifier.codebook import load_codebook
+from classifier.data import DEFAULT_CORPUS_PATH, corpus_hash, read_corpus
+from classifier.evaluation import (
+    KeywordBaseline,
+    TfidfSvcBaseline,
+    cross_validate,
+    evaluate_on,
+)
+from classifier.model import ThemeClassifier
+from classifier.persistence import library_versions, save_model
+
+MODEL_FILE = "theme-classifier.skops"
+CARD_JSON = "model-card.json"
+CARD_MARKDOWN = "MODEL_CARD.md"
+
+# Preprocessing steps switched off one at a time; scored by cross-validation on the train split.
+ABLATIONS = {
+    "full pipeline (shipped)": {},
+    "without negation scope": {"negation": False},
+    "without word bigrams": {"ngram_range": (1, 1)},
+    "without character n-grams": {"char_ngram_range": None},
+}
+
+
+def split_corpus(corpus: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train, test = corpus[corpus["split"] == "train"], corpus[corpus["split"] == "test"]
+    if train.empty or test.empty:
+        raise ClassifierError("the corpus needs rows in both the train and the test split")
+    return train, test
+
+
+def _groups(test: pd.DataFrame) -> dict[str, pd.Series]:
+    return {
+        f"source={source}": test["source"] == source for source in sorted(test["source"].unique())
+    }
+
+
+def evaluate_model(
+    model,
+    corpus: pd.DataFrame,
+    baselines: bool = True,
+    cv_folds: int = 5,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict:
+    """Test-split metrics (all rows and per source), baselines and CV on the train split."""
+    train, test = split_corpus(corpus)
+    report: dict = {"n_train": len(train), "n_test": len(test)}
+    log("scoring the model on the test split")
+    report["test"] = {"all": evaluate_on(model, test["text"], test["labels"])}
+    for name, mask in _groups(test).items():
+        report["test"][name] = evaluate_on(model, test[mask]["text"], test[mask]["labels"])
+    if baselines:
+        report["baselines"] = {}
+        for name, baseline in (
+            ("keyword lexicon from the codebook", KeywordBaseline(codebook=model.codebook)),
+            ("TF-IDF + LinearSVC, raw text, no spaCy", TfidfSvcBaseline(codebook=model.codebook)),
+        ):
+            log(f"baseline: {name}")
+            fitted = baseline.fit(train["text"].tolist(), train["labels"].tolist())
+            report["baselines"][name] = {
+                "all": evaluate_on(fitted, test["text"], test["labels"], with_scores=False),
+                **{
+                    group: evaluate_on(
+                        fitted, test[mask]["text"], test[mask]["labels"], with_scores=False
+                    )
+                    for group, mask in _groups(test).items()
+                },
+            }
+    if cv_folds:
+        log(f"{cv_folds}-fold cross-validation on the train split")
+        report["cross_validation"] = cross_validate(
+            ThemeClassifier(**model.get_params()),
+            train["text"].tolist(),
+            train["labels"].tolist(),
+            folds=cv_folds,
+        )
+    return report
+
+
+def train_model(
+    corpus_path: str | Path = DEFAULT_CORPUS_PATH,
+    output_dir: str | Path = "models",
+    codebook_path: str | None = None,
+    cv_folds: int = 5,
+    ablation: bool = True,
+    params: dict | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict:
+    """Fit on the train split, evaluate, write the model file and its card; return the card."""
+    corpus_path = Path(corpus_path)
+    codebook = load_codebook(codebook_path)
+    corpus = read_corpus(corpus_path)
+    train, _ = split_corpus(corpus)
+    model_params = {"codebook": codebook_path, **(params or {})}
+
+    log(f"fitting on {len(train):,} training texts")
+    model = ThemeClassifier(**model_params).fit(train["text"].tolist(), train["labels"].tolist())
+    report = evaluate_model(model, corpus, baselines=True, cv_folds=cv_folds, log=log)
+
+    if ablation and cv_folds:
+        report["ablation"] = {}
+        for name, change in ABLATIONS.items():
+            if not change and "cross_validation" in report:
+                report["ablation"][name] = report["cross_validation"]["macro_f1"]
+                continue
+            log(f"ablation: {name}")
+            cv = cross_validate(
+                ThemeClassifier(**{**model_params, **change}),
+                train["text"].tolist(),
+                train["labels"].tolist(),
+                folds=cv_folds,
+            )
+            report["ablation"][name] = cv["macro_f1"]
+
+    output_dir = Path(output_dir)
+    model_path = save_model(model, output_dir / MODEL_FILE)
+    card = {
+        "model_file": MODEL_FILE,
+        "trained_on": dt.date.today().isoformat(),
+        "training_data": {
+            "path": corpus_path.name,
+            "sha256": corpus_hash(corpus_path),
+            "n_train": report["n_train"],
+            "n_test": report["n_test"],
+        },
+        "codebook": {
+            "name": codebook.name,
+            "version": codebook.version,
+            "sha256": hashlib.sha256(Path(codebook.path).read_bytes()).hexdigest(),
+            "themes": list(codebook.theme_ids),
+        },
+        "library_versions": library_versions(),
+        "parameters": {k: v for k, v in model.get_params().items()},
+        "thresholds": {theme: round(value, 4) for theme, value in model.thresholds_.items()},
+        "metrics": report,
+    }
+    (output_dir / CARD_JSON).write_text(json.dumps(card, indent=2, default=list) + "\n")
+    (output_dir / CARD_MARKDOWN).write_text(render_card(card))
+    log(f"wrote {model_path}, {output_dir / CARD_JSON}, {output_dir / CARD_MARKDOWN}")
+    return card
+
+
+# ------------------------------------------------------------------------------ rendering
+def _f(value: float) -> str:
+    return "–" if value != value else f"{value:.3f}"
+
+
+def render_metrics(report: dict) -> str:
+    """Markdown tables for a report from :func:`evaluate_model`."""
+    test = report["test"]
+    groups = list(test)
+    lines = [
+        f"Test split: {report['n_test']:,} texts never used for training or tuning "
+        f"(train split: {report['n_train']:,}).",
+        "",
+        "| theme | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for theme, m in test["all"]["per_theme"].items():
+        lines.append(
+            f"| {theme} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} "
+            f"| {m['support']} |"
+        )
+    lines += [
+        "",
+        "| rows | texts | macro F1 | micro F1 | polarity accuracy | no-theme untagged |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group in groups:
+        m = test[group]
+        lines.append(
+            f"| {group} | {m['n_texts']} | {_f(m['macro_f1'])} | {_f(m['micro_f1'])} | "
+            f"{_f(m['polarity_accuracy'])} | {_f(m['untagged_share_of_no_theme'])} |"
+        )
+    if "baselines" in report:
+        lines += [
+            "",
+            "| model (same train/test split) | macro F1 | micro F1 | "
+            "micro F1, NHS rows | polarity accuracy |",
+            "|---|---|---|---|---|",
+        ]
+        rows = [("this model", test)] + list(report["baselines"].items())
+        for name, m in rows:
+            nhs = m.get("source=nhs-fft", {}).get("micro_f1", float("nan"))
+            lines.append(
+                f"| {name} | {_f(m['all']['macro_f1'])} | {_f(m['all']['micro_f1'])} | "
+                f"{_f(nhs)} | {_f(m['all']['polarity_accuracy'])} |"
+            )
+    if "cross_validation" in report:
+        cv = report["cross_validation"]
+        lines += [
+            "",
+            f"{cv['folds']}-fold cross-validation on the train split: macro F1 "
+            f"{cv['macro_f1']['mean']:.3f} ± {cv['macro_f1']['std']:.3f}, micro F1 "
+            f"{cv['micro_f1']['mean']:.3f} ± {cv['micro_f1']['std']:.3f}, polarity "
+            f"accuracy {cv['polarity_accuracy']['mean']:.3f} ± "
+            f"{cv['polarity_accuracy']['std']:.3f}.",
+        ]
+    if "ablation" in report:
+        lines += ["", "| preprocessing (CV on train split) | macro F1 |", "|---|---|"]
+        for name, m in report["ablation"].items():
+            lines.append(f"| {name} | {m['mean']:.3f} ± {m['std']:.3f} |")
+    brier = test["all"].get("brier")
+    if brier:
+        lines += [
+            "",
+            "Calibration (Brier score of the presence probability, test split; lower "
+            "is better): " + ", ".join(f"{t} {v:.3f}" for t, v in brier.items()) + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_card(card: dict) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in card["library_versions"].items())
+    thresholds = ", ".join(f"{k} {v:.3f}" for k, v in card["thresholds"].items())
+    return (
+        "# Model card: therapeutic-relationship theme classifier\n\n"
+        "Generated by `classifier train`; do not edit by hand.\n\n"
+        f"- Model file: `{card['model_file']}`; trained on {card['trained_on']}\n"
+        f"- Training data: `{card['training_data']['path']}`, sha256 "
+        f"`{card['training_data']['sha256'][:16]}…`\n"
+        f"- Codebook: {card['codebook']['name']} v{card['codebook']['version']}; themes: "
+        f"{', '.join(card['codebook']['themes'])}\n"
+        f"- Libraries: {versions}\n"
+        f"- Decision thresholds (tuned by CV on the train split): {thresholds}\n\n"
+        "## Evaluation\n\n" + render_metrics(card["metrics"])
+    )
+
+
+def update_readme_block(readme: Path, name: str, content: str) -> bool:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a README."""
+    if not readme.is_file():
+        return False
+    text = readme.read_text()
+    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.DOTALL)
+    if not pattern.search(text):
+        return False
+    readme.write_text(pattern.sub(lambda m: m.group(1) + content + m.group(2), text))
+    return True
