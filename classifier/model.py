@@ -159,10 +159,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         self.codebook_version_ = codebook.version
         self.preprocessor_ = SpacyPreprocessor(negation=self.negation, max_scope=self.max_scope)
         self.vectorizer_ = self._vectorizer()
-        features = self.vectorizer_.fit_transform(self.preprocessor_.transform(texts))
-
-        positive = self.polarities_[0]
-        self.presence_, self.polarity_, self.thresholds_ = {}, {}, {}
+        presence_targets = {}
         for theme in self.themes_:
             present = np.array([theme in label for label in labels], dtype=int)
             n_present = int(present.sum())
@@ -171,6 +168,12 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
                     f"theme {theme!r}: {n_present} of {len(present)} texts carry it; "
                     f"need at least {self.cv} with and without it to cross-validate"
                 )
+            presence_targets[theme] = present
+        features = self.vectorizer_.fit_transform(self.preprocessor_.transform(texts))
+
+        positive = self.polarities_[0]
+        self.presence_, self.polarity_, self.thresholds_ = {}, {}, {}
+        for theme, present in presence_targets.items():
             presence = TunedThresholdClassifierCV(
                 CalibratedClassifierCV(
                     self._logistic_regression(),
@@ -284,6 +287,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     def _classify_batch(self, texts: Sequence[object], explain: bool) -> list[Prediction]:
         statuses = [_text_status(text) for text in texts]
         usable = [i for i, status in enumerate(statuses) if status == STATUS_OK]
+        if not usable:
+            return [Prediction(status=status) for status in statuses]
         analysed = list(self.preprocessor_.analyse([texts[i] for i in usable], sentences=explain))
         features = self.vectorizer_.transform([doc for doc, _ in analysed])
         presence = self._presence_scores(features)

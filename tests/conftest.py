@@ -1,0 +1,52 @@
+"""Shared fixtures: a small corpus cut from the real one, and a tiny model fitted on it once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from classifier.data import DEFAULT_CORPUS_PATH, read_corpus
+from classifier.model import ThemeClassifier
+from classifier.persistence import save_model
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CSV = ROOT / "training_data" / "sample_feedback.csv"
+
+# Small enough to fit in seconds, large enough for 3-fold CV on every theme.
+TINY_TRAIN, TINY_TEST, TINY_CV = 500, 120, 3
+
+
+@pytest.fixture(scope="session")
+def corpus() -> pd.DataFrame:
+    return read_corpus(DEFAULT_CORPUS_PATH)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(corpus) -> pd.DataFrame:
+    train = corpus[corpus["split"] == "train"].head(TINY_TRAIN)
+    test = corpus[corpus["split"] == "test"].head(TINY_TEST)
+    return pd.concat([train, test], ignore_index=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_path(tiny_corpus, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "tiny.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in tiny_corpus.drop(columns=["line"]).to_dict("records"):
+            record = {k: v for k, v in record.items() if isinstance(v, (str, dict))}
+            handle.write(json.dumps(record) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_corpus) -> ThemeClassifier:
+    train = tiny_corpus[tiny_corpus["split"] == "train"]
+    return ThemeClassifier(cv=TINY_CV).fit(train["text"].tolist(), train["labels"].tolist())
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tiny_model, tmp_path_factory) -> Path:
+    return save_model(tiny_model, tmp_path_factory.mktemp("model") / "tiny.skops")

@@ -1,0 +1,185 @@
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from classifier.cli import app
+
+runner = CliRunner()
+COMMANDS = [
+    [],
+    ["tag"],
+    ["explain"],
+    ["themes"],
+    ["info"],
+    ["train"],
+    ["evaluate"],
+    ["data"],
+    ["data", "check"],
+    ["data", "split"],
+]
+
+
+def run(*args, **kwargs):
+    return runner.invoke(app, [str(a) for a in args], **kwargs)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_every_command_has_help_with_an_example(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and result.output.startswith("classifier ")
+
+
+@pytest.fixture()
+def export(tmp_path):
+    path = tmp_path / "export.csv"
+    pd.DataFrame({"id": ["a", "b"], "comment": ["She listened to me.", ""]}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_tag_writes_output_and_summary(export, tmp_path, tiny_model_path):
+    out, summary = tmp_path / "out.csv", tmp_path / "summary.json"
+    result = run("tag", export, "-o", out, "--model", tiny_model_path, "--summary", summary)
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out)) == 2
+    stats = json.loads(summary.read_text())
+    assert stats["rows_read"] == 2 and stats["rows_empty_text"] == 1
+    assert "rows read" in result.output  # the summary goes to stderr (mixed in by CliRunner)
+
+
+def test_tag_reads_stdin_and_writes_jsonl_to_stdout(tiny_model_path):
+    result = run(
+        "tag",
+        "-",
+        "--format",
+        "csv",
+        "--model",
+        tiny_model_path,
+        "-q",
+        input="id,text\n1,She never turned up.\n2,Fine\n",
+    )
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 0 and [r["id"] for r in lines] == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (None, ["missing.csv"], "missing.csv: no such file"),
+        ("id,text\n", ["{f}", "--text-column", "nope"], "no column 'nope'"),
+        ("", ["{f}"], "the file is empty"),
+        ("a,b\n1,2\n", ["{f}"], "no obvious text column"),
+        ('id,text\n1,"open\n', ["{f}"], "malformed CSV row"),
+        ("x", ["{f}", "--format", "docx"], "unknown format 'docx'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_1(tmp_path, tiny_model_path, setup, args, message):
+    f = tmp_path / "in.csv"
+    if setup is not None:
+        f.write_text(setup)
+    argv = [a.format(f=f) for a in args]
+    result = run("tag", *argv, "-o", tmp_path / "o.csv", "--model", tiny_model_path)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_errors_never_contain_feedback_text(tmp_path, tiny_model_path):
+    secret = "my private secret sentence"
+    f = tmp_path / "in.csv"
+    f.write_text(f'id,text\n1,"{secret}\n')  # unclosed quote
+    result = run("tag", f, "-o", tmp_path / "o.csv", "--model", tiny_model_path)
+    assert result.exit_code == 1 and secret not in result.output
+
+
+def test_usage_errors_exit_2():
+    assert run("tag").exit_code == 2
+    assert run("tag", "x.csv", "--jobs", "0").exit_code == 2
+    assert run("no-such-command").exit_code == 2
+
+
+def test_explain_prints_evidence(tiny_model_path):
+    result = run(
+        "explain",
+        "--model",
+        tiny_model_path,
+        "--json",
+        "I felt heard. But she cancelled twice this month.",
+    )
+    assert result.exit_code == 0
+    assert set(json.loads(result.output)) == {"labels", "themes", "scores", "status"}
+
+
+def test_themes_lists_the_codebook():
+    result = run("themes")
+    assert result.exit_code == 0 and "genuineness" in result.output and "progress" in result.output
+
+
+def test_info_shows_the_model_card():
+    result = run("info")
+    assert result.exit_code == 0 and "sha256" in result.output
+
+
+def test_data_check_passes_on_the_shipped_corpus():
+    result = run("data", "check")
+    assert result.exit_code == 0, result.output
+    assert "positive total" in result.output
+
+
+def test_data_check_fails_on_a_broken_corpus(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        json.dumps(
+            {
+                "id": "1",
+                "text": "x",
+                "labels": {"nope": "positive"},
+                "source": "authored",
+                "split": "train",
+            }
+        )
+        + "\n"
+    )
+    result = run("data", "check", "--corpus", path)
+    assert result.exit_code == 1 and "unknown theme 'nope'" in result.output
+
+
+def test_installed_script_runs_in_a_subprocess(export, tmp_path, tiny_model_path):
+    script = os.path.join(os.path.dirname(sys.executable), "classifier")
+    done = subprocess.run(
+        [
+            script,
+            "tag",
+            str(export),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--model",
+            str(tiny_model_path),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 2
+    done = subprocess.run(
+        [sys.executable, "-m", "classifier", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("classifier ")

@@ -1,0 +1,100 @@
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
+
+from classifier import ClassifierError, ThemeClassifier
+from classifier.prediction import STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_OK
+
+
+def test_predict_returns_codebook_labels(tiny_model, tiny_corpus):
+    predictions = tiny_model.predict(tiny_corpus["text"].tolist()[:50])
+    assert len(predictions) == 50
+    for labels in predictions:
+        assert set(labels) <= set(tiny_model.themes_)
+        assert set(labels.values()) <= {"positive", "negative"}
+
+
+def test_the_model_learns_something(tiny_model, tiny_corpus):
+    test = tiny_corpus[tiny_corpus["split"] == "test"]
+    truth = np.array([[t in lab for t in tiny_model.themes_] for lab in test["labels"]])
+    scores = tiny_model.predict_proba(test["text"].tolist())
+    assert scores.shape == truth.shape
+    assert ((scores >= 0) & (scores <= 1)).all()
+    # Texts that carry a theme score higher for it, on average, than texts that do not.
+    for col in range(truth.shape[1]):
+        if truth[:, col].any():
+            assert scores[truth[:, col], col].mean() > scores[~truth[:, col], col].mean()
+
+
+def test_prediction_shape_and_evidence(tiny_model):
+    text = "I never felt judged there. She cancelled on me three times this month."
+    prediction = tiny_model.classify(text)
+    assert set(prediction.scores) == set(tiny_model.themes_)
+    assert prediction.labels == {r.theme: r.polarity for r in prediction.themes}
+    for result in prediction.themes:
+        assert result.score >= tiny_model.thresholds_[result.theme]
+        assert 0.5 <= result.polarity_score <= 1
+        for piece in result.evidence.split(" … "):
+            assert piece and piece in text
+    assert prediction.to_dict()["labels"] == prediction.labels
+
+
+def test_unusable_inputs_come_back_untagged_with_a_status(tiny_model):
+    predictions = tiny_model.classify_many(["", "  ", None, math.nan, 3, "She listened."])
+    assert [p.status for p in predictions] == [
+        STATUS_EMPTY,
+        STATUS_EMPTY,
+        STATUS_NOT_TEXT,
+        STATUS_NOT_TEXT,
+        STATUS_NOT_TEXT,
+        STATUS_OK,
+    ]
+    assert all(not p.themes and not p.scores for p in predictions[:5])
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.one_of(st.text(max_size=80), st.none(), st.integers()), max_size=30),
+    st.integers(min_value=1, max_value=7),
+)
+def test_classify_many_keeps_length_and_order(tiny_model, texts, batch_size):
+    together = tiny_model.classify_many(texts, batch_size=batch_size)
+    one_by_one = [tiny_model.classify(text) for text in texts]
+    assert len(together) == len(texts)
+    assert [p.labels for p in together] == [p.labels for p in one_by_one]
+
+
+def test_same_data_and_settings_give_the_same_model(tiny_corpus, tiny_model):
+    train = tiny_corpus[tiny_corpus["split"] == "train"]
+    again = ThemeClassifier(cv=3).fit(train["text"].tolist(), train["labels"].tolist())
+    texts = tiny_corpus["text"].tolist()
+    np.testing.assert_array_equal(again.predict_proba(texts), tiny_model.predict_proba(texts))
+    assert again.thresholds_ == tiny_model.thresholds_
+
+
+def test_unfitted_model_refuses_to_predict():
+    with pytest.raises(NotFittedError):
+        ThemeClassifier().predict(["hello"])
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ([{"warmth": "positive"}], "unknown theme 'warmth'"),
+        ([{"trust": "good"}], "unknown polarity 'good'"),
+    ],
+)
+def test_bad_labels_are_rejected_by_row(labels, message):
+    with pytest.raises(ClassifierError, match=f"row 0: {message}"):
+        ThemeClassifier().fit(["text"], labels)
+
+
+def test_too_few_examples_of_a_theme_is_a_clear_error():
+    with pytest.raises(ClassifierError, match="theme 'genuineness'"):
+        ThemeClassifier(cv=3).fit(["a", "b", "c", "d"], [{}, {}, {}, {}])

@@ -1,0 +1,64 @@
+import math
+import pickle
+
+from sklearn.base import clone
+
+from classifier.preprocessing import SpacyPreprocessor
+
+
+def test_negation_separates_opposite_statements():
+    negated, plain = SpacyPreprocessor().transform(["I never felt judged", "I felt judged"])
+    assert "NEG_judged" in negated.split() and "judged" not in negated.split()
+    assert "judged" in plain.split()
+    dont, do = SpacyPreprocessor().transform(["I don't feel heard", "I feel heard"])
+    assert "NEG_heard" in dont.split() and "heard" in do.split()
+
+
+def test_contrast_and_punctuation_close_the_negation_scope():
+    (features,) = SpacyPreprocessor().transform(["Not perfect, but she listens."])
+    assert "listens" in features.split()
+    (features,) = SpacyPreprocessor().transform(["No change. She listens."])
+    assert "listens" in features.split()
+
+
+def test_negation_can_be_switched_off():
+    (features,) = SpacyPreprocessor(negation=False).transform(["never felt judged"])
+    assert "NEG_" not in features
+
+
+def test_odd_inputs_never_raise_and_keep_length():
+    odd = [
+        None,
+        math.nan,
+        42,
+        b"bytes",
+        "",
+        "   ",
+        "🙂🙂🙂",
+        "x" * 100_000,
+        "Je me suis senti écouté.",
+        "她很好",
+        "\x00\x01",
+    ]
+    out = SpacyPreprocessor().transform(odd)
+    assert len(out) == len(odd)
+    assert out[0] == out[1] == out[2] == out[4] == ""
+
+
+def test_sentences_carry_character_spans():
+    text = "Felt heard. But she cancelled twice!"
+    ((_, sentences),) = SpacyPreprocessor().analyse([text])
+    assert [text[s.start : s.end].strip() for s in sentences] == [
+        "Felt heard.",
+        "But she cancelled twice!",
+    ]
+
+
+def test_only_plain_settings_are_stored_and_pickled():
+    pre = SpacyPreprocessor(max_scope=4)
+    pre.transform(["warm up the pipeline"])
+    assert clone(pre).get_params()["max_scope"] == 4
+    state = pickle.loads(pickle.dumps(pre)).__dict__
+    assert all(
+        isinstance(v, (bool, int, str, float)) or k.startswith("_sklearn") for k, v in state.items()
+    )

@@ -1,0 +1,158 @@
+import json
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from classifier import ClassifierError, load_model
+from classifier.tagging import find_text_column, output_columns, tag_file, tag_frame
+
+ROWS = [
+    {"id": "001", "feedback": "She never once cancelled and always started on time.", "n": "1"},
+    {"id": "002", "feedback": "", "n": "2"},
+    {"id": "003", "feedback": '=HYPERLINK("http://x") felt judged', "n": "-3"},
+    {"id": "004", "feedback": "I felt heard, but nothing has changed.", "n": "4"},
+]
+
+
+@pytest.fixture()
+def csv_input(tmp_path):
+    path = tmp_path / "export.csv"
+    pd.DataFrame(ROWS).to_csv(path, index=False)
+    return path
+
+
+def _tag(src, dst, model, **options):
+    return tag_file(str(src), str(dst), model_path=model, **options)
+
+
+def test_every_row_and_column_comes_back_in_order(csv_input, tmp_path, tiny_model_path):
+    before = csv_input.read_bytes()
+    summary = _tag(csv_input, tmp_path / "out.csv", tiny_model_path)
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    model = load_model(tiny_model_path)
+    assert list(out.columns) == ["id", "feedback", "n", *output_columns(model.themes_)]
+    assert out["id"].tolist() == ["001", "002", "003", "004"]
+    assert out["status"].tolist() == ["ok", "empty", "ok", "ok"]
+    assert csv_input.read_bytes() == before  # the input is never modified
+    assert summary.rows_read == 4 and summary.rows_empty_text == 1 and summary.rows_tagged == 3
+    assert summary.rows_with_theme + summary.rows_no_theme == 3
+
+
+def test_spreadsheet_formulas_are_neutralised_but_numbers_kept(
+    csv_input, tmp_path, tiny_model_path
+):
+    _tag(csv_input, tmp_path / "out.csv", tiny_model_path)
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert out.loc[2, "feedback"].startswith("'=")
+    assert out.loc[2, "n"] == "-3"
+
+
+def test_jsonl_output_nests_the_prediction(csv_input, tmp_path, tiny_model_path):
+    _tag(csv_input, tmp_path / "out.jsonl", tiny_model_path, explain=True)
+    records = [json.loads(line) for line in open(tmp_path / "out.jsonl")]
+    assert [r["id"] for r in records] == ["001", "002", "003", "004"]
+    assert set(records[0]["classification"]) == {"labels", "themes", "scores", "status"}
+    assert records[1]["classification"]["status"] == "empty"
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".parquet", ".tsv"])
+def test_other_formats_in_and_out(tmp_path, tiny_model_path, suffix):
+    source = tmp_path / f"in{suffix}"
+    # (no formula-like cell here: pandas itself would write it to Excel as a live formula)
+    frame = pd.DataFrame(ROWS).replace({"feedback": {ROWS[2]["feedback"]: "I felt judged."}})
+    {
+        ".xlsx": lambda p: frame.to_excel(p, index=False),
+        ".parquet": lambda p: frame.to_parquet(p, index=False),
+        ".tsv": lambda p: frame.to_csv(p, sep="\t", index=False),
+    }[suffix](source)
+    _tag(source, tmp_path / f"out{suffix}", tiny_model_path)
+    reader = {
+        ".xlsx": lambda p: pd.read_excel(p, dtype=str, keep_default_na=False),
+        ".parquet": pd.read_parquet,
+        ".tsv": lambda p: pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False),
+    }
+    out = reader[suffix](tmp_path / f"out{suffix}")
+    assert out["id"].astype(str).tolist() == ["001", "002", "003", "004"]
+    assert out["status"].tolist() == ["ok", "empty", "ok", "ok"]
+
+
+def test_existing_output_needs_force(csv_input, tmp_path, tiny_model_path):
+    target = tmp_path / "out.csv"
+    target.write_text("keep me")
+    with pytest.raises(ClassifierError, match="already exists; pass --force"):
+        _tag(csv_input, target, tiny_model_path)
+    assert target.read_text() == "keep me"
+    _tag(csv_input, target, tiny_model_path, force=True)
+    assert target.read_text() != "keep me"
+
+
+def test_a_failure_midway_leaves_no_output(tmp_path, tiny_model_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,text\n" + "".join(f"{i},fine\n" for i in range(30)) + '31,"unclosed\n')
+    target = tmp_path / "out.csv"
+    with pytest.raises(ClassifierError, match="bad.csv"):
+        _tag(bad, target, tiny_model_path, chunk_size=5)
+    assert not target.exists()
+    assert not list(tmp_path.glob(".out.csv*"))
+
+
+def test_undecodable_bytes_point_to_encoding(tmp_path, tiny_model_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("id,text\n1,caf\xe9 ok\n".encode("latin-1"))
+    with pytest.raises(ClassifierError, match="--encoding"):
+        _tag(path, tmp_path / "o.csv", tiny_model_path)
+    _tag(path, tmp_path / "o.csv", tiny_model_path, encoding="latin-1")
+
+
+def test_text_column_detection():
+    assert find_text_column(["id", "Feedback"], None, "f.csv") == "Feedback"
+    with pytest.raises(ClassifierError, match="several candidate.*id, text, comment"):
+        find_text_column(["id", "text", "comment"], None, "f.csv")
+    with pytest.raises(ClassifierError, match="no obvious text column"):
+        find_text_column(["id", "body"], None, "f.csv")
+    with pytest.raises(ClassifierError, match="no column 'x'"):
+        find_text_column(["id", "body"], "x", "f.csv")
+
+
+def test_clashing_column_names_are_refused(tiny_model):
+    with pytest.raises(ClassifierError, match="already has column.*trust"):
+        tag_frame(pd.DataFrame({"text": ["a"], "trust": ["b"]}), tiny_model, "text")
+
+
+def test_parallel_jobs_give_the_same_output(csv_input, tmp_path, tiny_model_path):
+    _tag(csv_input, tmp_path / "one.csv", tiny_model_path)
+    _tag(csv_input, tmp_path / "two.csv", tiny_model_path, jobs=2, chunk_size=1)
+    assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
+
+
+cell = st.one_of(st.text(max_size=40), st.sampled_from(["", "=1+1", "-", "@x", "\t", "n/a"]))
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.tuples(cell, cell), min_size=1, max_size=25), st.integers(1, 6))
+def test_any_table_of_strings_comes_back_whole_and_in_order(
+    tiny_model_path, tmp_path_factory, rows, chunk_size
+):
+    folder = tmp_path_factory.mktemp("prop")
+    frame = pd.DataFrame(
+        {
+            "key": [str(i) for i in range(len(rows))],
+            "text": [r[0] for r in rows],
+            "other": [r[1] for r in rows],
+        }
+    )
+    frame.to_json(folder / "in.jsonl", orient="records", lines=True)
+    tag_file(
+        str(folder / "in.jsonl"),
+        str(folder / "out.jsonl"),
+        model_path=tiny_model_path,
+        chunk_size=chunk_size,
+    )
+    out = pd.read_json(folder / "out.jsonl", lines=True, dtype=False)
+    assert out["key"].astype(str).tolist() == frame["key"].tolist()
+    assert out["text"].tolist() == frame["text"].tolist()
+    assert out["other"].tolist() == frame["other"].tolist()
