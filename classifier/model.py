@@ -239,7 +239,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         return self.classify_many([text], explain=explain)[0]
 
     def classify_many(
-        self, texts: Iterable[object], explain: bool = True, batch_size: int = 2000
+        self, texts: Iterable[object], explain: bool = True, batch_size: int = 5000
     ) -> list[Prediction]:
         """Classify texts; the result has the same length and order as ``texts``.
 
@@ -249,7 +249,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             Anything iterable; non-strings and empty strings come back untagged with a status.
         explain : bool, default=True
             Find the evidence sentence(s) of every detected theme (costs extra time).
-        batch_size : int, default=2000
+        batch_size : int, default=5000
             Texts analysed at a time, which bounds memory.
         """
         check_is_fitted(self, "presence_")

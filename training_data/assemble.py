@@ -10,12 +10,13 @@ What it does, deterministically:
    to their text in the shared CSV;
 2. drops exact duplicates and near-duplicates (word-trigram Jaccard >= 0.7), keeping the first
    occurrence (real rows come first, so a real text is never dropped in favour of an authored one);
-3. assigns the fixed train/test split (iterative stratification over the 12 theme x polarity
-   cells and the source, seed 0, 20% test);
+3. keeps the split of every record already in corpus.jsonl (the test split is fixed once
+   published) and assigns new records to train/test by iterative stratification over the 12
+   theme x polarity cells and the source (seed 0, 20% test);
 4. writes corpus.jsonl.
 
-The split is fixed once the corpus is published: re-running this on changed raw files changes
-the split, so the shipped model's reported numbers would need re-measuring.
+Label corrections from adjudication (raw/adjudicated.jsonl: id + labels) replace the first
+labels of those records; they never move a record between splits.
 """
 
 from __future__ import annotations
@@ -79,7 +80,21 @@ def main(shared_csv: Path = SHARED_CSV) -> None:
     # Dropping j of each pair can leave a pair whose first member was itself dropped; re-check.
     assert not near_duplicate_pairs(corpus["text"].tolist())
 
-    corpus["split"] = assign_split(corpus, test_size=0.2, random_state=0)
+    adjudicated = HERE / "raw" / "adjudicated.jsonl"
+    if adjudicated.is_file():
+        corrections = {row["id"]: row["labels"] for row in read_jsonl(adjudicated)}
+        corpus["labels"] = [corrections.get(i, labels) for i, labels in
+                            zip(corpus["id"], corpus["labels"], strict=True)]
+        print(f"{len(corrections)} adjudicated label sets applied", file=sys.stderr)
+
+    existing = HERE / "corpus.jsonl"
+    known = {}
+    if existing.is_file():
+        known = {row["id"]: row["split"] for row in read_jsonl(existing)}
+    corpus["split"] = corpus["id"].map(known).fillna("")
+    new = corpus["split"] == ""
+    if new.any():
+        corpus.loc[new, "split"] = assign_split(corpus[new], test_size=0.2, random_state=0)
     write_corpus(corpus, HERE / "corpus.jsonl")
     print(corpus.groupby(["source", "split"]).size().to_string(), file=sys.stderr)
 
