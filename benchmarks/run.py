@@ -165,8 +165,8 @@ def main() -> None:
         model.classify(text)
         singles.append(time.perf_counter() - started)
     singles.sort()
-    report("classify() latency p50 / p99 (ms)",
-           f"{1000 * singles[len(singles) // 2]:.1f} / {1000 * singles[int(len(singles) * .99)]:.1f}")
+    p50, p99 = singles[len(singles) // 2], singles[int(len(singles) * 0.99)]
+    report("classify() latency p50 / p99 (ms)", f"{1000 * p50:.1f} / {1000 * p99:.1f}")
 
     helps = median_time(lambda: subprocess.run([*CLASSIFIER, "--help"], check=True,
                                                capture_output=True), max(3, args.repeats))

@@ -351,6 +351,9 @@ def data_check(
     markdown: bool = typer.Option(
         False, "--markdown", help="Print the counts as a Markdown table."
     ),
+    update: Path | None = typer.Option(
+        None, "--update", help="Regenerate the counts block of this Markdown file (the datasheet)."
+    ),
 ) -> None:
     """Validate a corpus: schema, codebook ids, duplicates, splits, balance; print the counts.
 
@@ -359,6 +362,8 @@ def data_check(
     Example:
 
       classifier data check --corpus training_data/corpus.jsonl
+
+      classifier data check --update training_data/README.md
     """
     from classifier.codebook import load_codebook
     from classifier.data import DEFAULT_CORPUS_PATH, Requirements, check_corpus, read_corpus
@@ -369,6 +374,11 @@ def data_check(
         requirements = Requirements(min_records=min_records, min_per_cell=min_per_cell)
         report = check_corpus(frame, book, requirements)
         typer.echo(render_counts(report, frame, markdown))
+        if update is not None:
+            from classifier.training import update_readme_block
+
+            if not update_readme_block(update, "counts", render_counts(report, frame, True)):
+                raise ClassifierError(f"{update}: no <!-- counts:start --> block to update")
         if not report.ok:
             for error in report.errors[:50]:
                 typer.echo(f"  {error}", err=True)
@@ -385,23 +395,19 @@ def render_counts(report, frame, markdown: bool = False) -> str:
     sources = frame.groupby(["source", "split"]).size().unstack(fill_value=0)
     shares = ", ".join(f"{name} {value:.1%}" for name, value in report.shares.items())
     if markdown:
-        return (
-            (counts.to_markdown() if _has_tabulate() else counts.to_string())
-            + f"\n\nRecords: {report.n_records:,}. Shares: {shares}.\n\n"
-            + (sources.to_markdown() if _has_tabulate() else sources.to_string())
-            + "\n"
-        )
-    return (
-        f"{report.n_records:,} records; {shares}\n\n{counts.to_string()}\n\n{sources.to_string()}"
-    )
+        return (f"{markdown_table(counts)}\n\nRecords: {report.n_records:,}. Shares: {shares}.\n\n"
+                f"{markdown_table(sources)}\n")
+    return (f"{report.n_records:,} records; {shares}\n\n{counts.to_string()}\n\n"
+            f"{sources.to_string()}")
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def markdown_table(frame) -> str:
+    """A DataFrame as a Markdown table (index first), without needing `tabulate`."""
+    header = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, row in frame.iterrows():
+        lines.append("| " + " | ".join([str(index)] + [str(v) for v in row.tolist()]) + " |")
+    return "\n".join(lines)
 
 
 @data_app.command("split")
