@@ -35,15 +35,19 @@ CLASSIFIER = [sys.executable, "-m", "classifier"]
 
 def make_texts(n: int, seed: int = 0) -> list[str]:
     """n texts, each 1-3 sentences drawn from different corpus texts (plus the odd typo)."""
-    sentences = [s.strip() for text in read_corpus()["text"]
-                 for s in re.split(r"(?<=[.!?])\s+", text) if len(s.strip()) > 2]
+    sentences = [
+        s.strip()
+        for text in read_corpus()["text"]
+        for s in re.split(r"(?<=[.!?])\s+", text)
+        if len(s.strip()) > 2
+    ]
     rng = random.Random(seed)
     texts = []
     for _ in range(n):
         text = " ".join(rng.choice(sentences) for _ in range(rng.randint(1, 3)))
         if rng.random() < 0.3:  # a typo, so the tokenizer sees new strings too
             i = rng.randrange(len(text))
-            text = text[:i] + text[i + 1:]
+            text = text[:i] + text[i + 1 :]
         texts.append(text)
     return texts
 
@@ -53,8 +57,12 @@ def write_csv(path: Path, n: int) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for start in range(0, n, block):
             size = min(block, n - start)
-            frame = pd.DataFrame({"response_id": range(start, start + size),
-                                  "feedback": make_texts(size, seed=start)})
+            frame = pd.DataFrame(
+                {
+                    "response_id": range(start, start + size),
+                    "feedback": make_texts(size, seed=start),
+                }
+            )
             frame.to_csv(handle, index=False, header=start == 0)
 
 
@@ -69,10 +77,13 @@ def median_time(function, repeats: int) -> float:
 
 def peak_rss_mb(command: list[str]) -> float:
     """Peak resident memory (MB) of the largest process in ``command``'s tree."""
-    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, *command], check=True,
-                         capture_output=True, text=True)
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *command], check=True, capture_output=True, text=True
+    )
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
@@ -83,9 +94,10 @@ def reference_model(train_texts, train_labels, themes):
     from sklearn.pipeline import make_pipeline
 
     y = [[int(t in lab) for t in themes] for lab in train_labels]
-    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2),
-                         OneVsRestClassifier(LogisticRegression(max_iter=1000))).fit(
-        train_texts, y)
+    return make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2),
+        OneVsRestClassifier(LogisticRegression(max_iter=1000)),
+    ).fit(train_texts, y)
 
 
 def main() -> None:
@@ -117,11 +129,13 @@ def main() -> None:
 
     from classifier.tagging import _classify_in_worker
 
-    chunks = [texts[i:i + 2000] for i in range(0, len(texts), 2000)]
+    chunks = [texts[i : i + 2000] for i in range(0, len(texts), 2000)]
     with Parallel(n_jobs=cores) as parallel:
         parallel(delayed(_classify_in_worker)(model_path, c, False) for c in chunks[:cores])
-        many = median_time(lambda: parallel(
-            delayed(_classify_in_worker)(model_path, c, False) for c in chunks), args.repeats)
+        many = median_time(
+            lambda: parallel(delayed(_classify_in_worker)(model_path, c, False) for c in chunks),
+            args.repeats,
+        )
     report(f"classify_many, {cores} processes (texts/s)", f"{len(texts) / many:,.0f}")
 
     corpus = read_corpus()
@@ -137,27 +151,63 @@ def main() -> None:
         small, big = folder / "rows.csv", folder / "big.csv"
         write_csv(small, args.rows)
         for jobs in sorted({1, cores}):
-            command = [*CLASSIFIER, "tag", str(small), "-o", str(folder / "out.csv"), "--force",
-                       "-q", "--jobs", str(jobs), "--model", model_path]
+            command = [
+                *CLASSIFIER,
+                "tag",
+                str(small),
+                "-o",
+                str(folder / "out.csv"),
+                "--force",
+                "-q",
+                "--jobs",
+                str(jobs),
+                "--model",
+                model_path,
+            ]
             seconds = median_time(lambda c=command: subprocess.run(c, check=True), args.repeats)
             rate = args.rows / seconds
-            report(f"classifier tag, {args.rows:,}-row CSV, --jobs {jobs} (rows/s)",
-                   f"{rate:,.0f} ({rate / ref_rate:.2f}x reference)")
+            report(
+                f"classifier tag, {args.rows:,}-row CSV, --jobs {jobs} (rows/s)",
+                f"{rate:,.0f} ({rate / ref_rate:.2f}x reference)",
+            )
         for n, path in ((args.rows, small), (args.big_rows, big)):
             if path == big:
                 write_csv(big, args.big_rows)
-            command = [*CLASSIFIER, "tag", str(path), "-o", str(folder / "out.csv"), "--force",
-                       "-q", "--model", model_path]
-            report(f"classifier tag peak memory, {n:,} rows, --jobs 1 (MB)",
-                   f"{peak_rss_mb(command):,.0f}")
+            command = [
+                *CLASSIFIER,
+                "tag",
+                str(path),
+                "-o",
+                str(folder / "out.csv"),
+                "--force",
+                "-q",
+                "--model",
+                model_path,
+            ]
+            report(
+                f"classifier tag peak memory, {n:,} rows, --jobs 1 (MB)",
+                f"{peak_rss_mb(command):,.0f}",
+            )
 
-    probe = ("import time, sys; t = time.perf_counter(); from classifier import load_model; "
-             "load_model(sys.argv[1]); print(time.perf_counter() - t)")
-    loads = [float(subprocess.run([sys.executable, "-c", probe, model_path], check=True,
-                                  capture_output=True, text=True).stdout)
-             for _ in range(max(3, args.repeats))]
-    report("default model load in a fresh process, imports included (s)",
-           f"{statistics.median(loads):.2f}")
+    probe = (
+        "import time, sys; t = time.perf_counter(); from classifier import load_model; "
+        "load_model(sys.argv[1]); print(time.perf_counter() - t)"
+    )
+    loads = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", probe, model_path],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        for _ in range(max(3, args.repeats))
+    ]
+    report(
+        "default model load in a fresh process, imports included (s)",
+        f"{statistics.median(loads):.2f}",
+    )
 
     singles = []
     for text in texts[:1000]:
@@ -168,12 +218,16 @@ def main() -> None:
     p50, p99 = singles[len(singles) // 2], singles[int(len(singles) * 0.99)]
     report("classify() latency p50 / p99 (ms)", f"{1000 * p50:.1f} / {1000 * p99:.1f}")
 
-    helps = median_time(lambda: subprocess.run([*CLASSIFIER, "--help"], check=True,
-                                               capture_output=True), max(3, args.repeats))
+    helps = median_time(
+        lambda: subprocess.run([*CLASSIFIER, "--help"], check=True, capture_output=True),
+        max(3, args.repeats),
+    )
     report("classifier --help start-up (s)", f"{helps:.2f}")
 
-    print(f"\nMedians of {args.repeats} run(s); {cores} cores; generated texts, "
-          f"{statistics.mean(map(len, texts)):.0f} characters on average.\n")
+    print(
+        f"\nMedians of {args.repeats} run(s); {cores} cores; generated texts, "
+        f"{statistics.mean(map(len, texts)):.0f} characters on average.\n"
+    )
     print("| measure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -395,10 +395,13 @@ def render_counts(report, frame, markdown: bool = False) -> str:
     sources = frame.groupby(["source", "split"]).size().unstack(fill_value=0)
     shares = ", ".join(f"{name} {value:.1%}" for name, value in report.shares.items())
     if markdown:
-        return (f"{markdown_table(counts)}\n\nRecords: {report.n_records:,}. Shares: {shares}.\n\n"
-                f"{markdown_table(sources)}\n")
-    return (f"{report.n_records:,} records; {shares}\n\n{counts.to_string()}\n\n"
-            f"{sources.to_string()}")
+        return (
+            f"{markdown_table(counts)}\n\nRecords: {report.n_records:,}. Shares: {shares}.\n\n"
+            f"{markdown_table(sources)}\n"
+        )
+    return (
+        f"{report.n_records:,} records; {shares}\n\n{counts.to_string()}\n\n{sources.to_string()}"
+    )
 
 
 def markdown_table(frame) -> str:

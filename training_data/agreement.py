@@ -68,8 +68,7 @@ def agreement_report() -> str:
     ]
     for source in ("authored", "nhs-fft"):
         idx = [k for k, s in enumerate(sources) if s == source]
-        ks = [cohen_kappa_score([t in a[k] for k in idx], [t in b[k] for k in idx])
-              for t in themes]
+        ks = [cohen_kappa_score([t in a[k] for k in idx], [t in b[k] for k in idx]) for t in themes]
         lines.append(f"Mean presence kappa, {source} only: {np.nanmean(ks):.2f}.")
     return "\n".join(lines) + "\n"
 

@@ -83,8 +83,10 @@ def main(shared_csv: Path = SHARED_CSV) -> None:
     adjudicated = HERE / "raw" / "adjudicated.jsonl"
     if adjudicated.is_file():
         corrections = {row["id"]: row["labels"] for row in read_jsonl(adjudicated)}
-        corpus["labels"] = [corrections.get(i, labels) for i, labels in
-                            zip(corpus["id"], corpus["labels"], strict=True)]
+        corpus["labels"] = [
+            corrections.get(i, labels)
+            for i, labels in zip(corpus["id"], corpus["labels"], strict=True)
+        ]
         print(f"{len(corrections)} adjudicated label sets applied", file=sys.stderr)
 
     existing = HERE / "corpus.jsonl"
