@@ -107,7 +107,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         Longest negation scope in tokens.
     ngram_range : tuple of int, default=(1, 2)
         Word n-grams of the TF-IDF features.
-    char_ngram_range : tuple of int or None, default=(2, 5)
+    char_ngram_range : tuple of int or None, default=(3, 5)
         Character n-grams (within word boundaries) of the normalised tokens, which make the model
         robust to typos and word forms ("listend", "listening"); None to use words only.
     min_df : int, default=2
@@ -148,7 +148,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         negation: bool = True,
         max_scope: int = 8,
         ngram_range: tuple[int, int] = (1, 2),
-        char_ngram_range: tuple[int, int] | None = (2, 5),
+        char_ngram_range: tuple[int, int] | None = (3, 5),
         min_df: int = 2,
         C: float = 4.0,
         calibration: str = "sigmoid",
@@ -311,10 +311,15 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
 
     def _classify_batch(self, texts: Sequence[object], explain: bool) -> list[Prediction]:
         statuses = [_text_status(text) for text in texts]
-        usable = [i for i, status in enumerate(statuses) if status == STATUS_OK]
-        if not usable:
+        # Exports repeat themselves ("Nothing", "All good"): analyse each distinct text once.
+        distinct: dict[str, int] = {}
+        for text, status in zip(texts, statuses, strict=True):
+            if status == STATUS_OK:
+                distinct.setdefault(text, len(distinct))
+        if not distinct:
             return [Prediction(status=status) for status in statuses]
-        analysed = list(self.preprocessor_.analyse([texts[i] for i in usable], sentences=explain))
+        unique = list(distinct)
+        analysed = list(self.preprocessor_.analyse(unique, sentences=explain))
         features = self.vectorizer_.transform([doc for doc, _ in analysed])
         presence = self._presence_scores(features)
         positive = self._positive_scores(features)
@@ -323,13 +328,11 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
 
         evidence: dict[tuple[int, int], str] = {}
         if explain:
-            evidence = self._evidence(
-                [texts[i] for i in usable], [sents for _, sents in analysed], detected
-            )
+            evidence = self._evidence(unique, [sents for _, sents in analysed], detected)
 
-        predictions = [Prediction(status=status) for status in statuses]
         pos_name, neg_name = self.polarities_
-        for row, index in enumerate(usable):
+        unique_predictions = []
+        for row in range(len(unique)):
             results = []
             for col in np.flatnonzero(detected[row]):
                 p_pos = float(positive[row, col])
@@ -344,8 +347,11 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
                     )
                 )
             scores = {theme: float(presence[row, col]) for col, theme in enumerate(self.themes_)}
-            predictions[index] = Prediction(themes=results, scores=scores, status=STATUS_OK)
-        return predictions
+            unique_predictions.append(Prediction(themes=results, scores=scores, status=STATUS_OK))
+        return [
+            unique_predictions[distinct[text]] if status == STATUS_OK else Prediction(status=status)
+            for text, status in zip(texts, statuses, strict=True)
+        ]
 
     def _evidence(
         self, texts: Sequence[str], sentences: Sequence[list[Sentence]], detected: np.ndarray
