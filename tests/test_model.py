@@ -98,3 +98,24 @@ def test_bad_labels_are_rejected_by_row(labels, message):
 def test_too_few_examples_of_a_theme_is_a_clear_error():
     with pytest.raises(ClassifierError, match="theme 'genuineness'"):
         ThemeClassifier(cv=3).fit(["a", "b", "c", "d"], [{}, {}, {}, {}])
+
+
+def test_compiled_scores_match_the_scikit_learn_estimators(tiny_model, tiny_corpus):
+    texts = tiny_corpus["text"].tolist()[:80]
+    features = tiny_model.vectorizer_.transform(tiny_model.preprocessor_.transform(texts))
+    presence, positive = tiny_model._scores(features)
+    for col, theme in enumerate(tiny_model.themes_):
+        expected = tiny_model.presence_[theme].predict_proba(features)[:, 1]
+        np.testing.assert_allclose(presence[:, col], expected, rtol=1e-5, atol=1e-6)
+        polarity = tiny_model.polarity_[theme]
+        expected = polarity.predict_proba(features)[:, list(polarity.classes_).index(1)]
+        np.testing.assert_allclose(positive[:, col], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_isotonic_calibration_takes_the_estimator_path(tiny_corpus):
+    train = tiny_corpus[tiny_corpus["split"] == "train"]
+    model = ThemeClassifier(cv=3, calibration="isotonic").fit(
+        train["text"].tolist(), train["labels"].tolist()
+    )
+    scores = model.predict_proba(["She cancelled twice.", "I felt judged."])
+    assert scores.shape == (2, len(model.themes_)) and ((scores >= 0) & (scores <= 1)).all()
