@@ -154,16 +154,9 @@ def tag(
 
 
 def _write_json_atomically(path: Path, payload: dict) -> None:
-    import os
-    import tempfile
+    from classifier._files import write_text_atomically
 
-    if not path.parent.exists():
-        raise ClassifierError(f"{path}: the folder {path.parent} does not exist")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as stream:
-        json.dump(payload, stream, indent=2)
-        stream.write("\n")
-    os.replace(temporary, path)
+    write_text_atomically(path, json.dumps(payload, indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------- explain
@@ -428,7 +421,6 @@ def data_split(
 
       classifier data split --corpus my_labels.jsonl
     """
-    import os
 
     from classifier.codebook import load_codebook
     from classifier.data import assign_split, read_corpus, write_corpus
@@ -436,9 +428,7 @@ def data_split(
     with user_errors():
         frame = read_corpus(corpus)
         frame["split"] = assign_split(frame, load_codebook(codebook), test_size, seed)
-        temporary = corpus.with_name(f".{corpus.name}.partial")
-        write_corpus(frame, temporary)
-        os.replace(temporary, corpus)
+        write_corpus(frame, corpus)
         typer.echo(frame["split"].value_counts().to_string())
 
 

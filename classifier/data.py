@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from classifier._errors import ClassifierError
+from classifier._files import atomic_path
 from classifier.codebook import Codebook, load_codebook
 
 DEFAULT_CORPUS_PATH = Path(__file__).resolve().parent.parent / "training_data" / "corpus.jsonl"
@@ -258,10 +259,13 @@ def assign_split(
 
 
 def write_corpus(corpus: pd.DataFrame, path: str | Path) -> None:
-    """Write records as JSON Lines in the canonical field order (stable diffs, stable hash)."""
+    """Write records as JSON Lines in the canonical field order (stable diffs, stable hash).
+
+    The write is atomic, so rewriting the corpus in place (``data split``) cannot leave half a file.
+    """
     path = Path(path)
     extra = [name for name in corpus.columns if name not in REQUIRED_FIELDS and name != "line"]
-    with open(path, "w", encoding="utf-8") as handle:
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
         for record in corpus.to_dict("records"):
             ordered = {name: record[name] for name in REQUIRED_FIELDS}
             ordered.update(

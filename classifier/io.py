@@ -13,16 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
 from classifier._errors import ClassifierError
+from classifier._files import move_into_place, temporary_beside
 
 STDIO = "-"
 FORMATS = ("csv", "tsv", "jsonl", "xlsx", "parquet")
@@ -268,13 +267,8 @@ class ChunkWriter:
         target = Path(path)
         if target.exists() and not force:
             raise ClassifierError(f"{path}: already exists; pass --force to overwrite it")
-        if not target.parent.exists():
-            raise ClassifierError(f"{path}: the folder {target.parent} does not exist")
         self._target = target
-        handle, self._temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
-        )
-        os.close(handle)
+        self._temporary = temporary_beside(target)
         self._open()
 
     def _open(self) -> None:
@@ -348,7 +342,7 @@ class ChunkWriter:
         elif self.fmt == "parquet" and self._parquet is not None:
             self._parquet.close()
         if self._temporary is not None:
-            os.replace(self._temporary, self._target)
+            move_into_place(self._temporary, self._target)
             self._temporary = None
 
     def abort(self) -> None:

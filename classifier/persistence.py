@@ -9,12 +9,12 @@ joblib files are never loaded.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from functools import lru_cache
 from pathlib import Path
 
 from classifier._errors import ClassifierError
+from classifier._files import atomic_path
 
 # The package root's sibling `models/` holds the shipped model (editable/source installs);
 # CLASSIFIER_MODEL points elsewhere, e.g. in a container.
@@ -71,14 +71,8 @@ def save_model(model, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         sio.dump(model, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from classifier._errors import ClassifierError
+from classifier._files import write_text_atomically
 from classifier.codebook import load_codebook
 from classifier.data import DEFAULT_CORPUS_PATH, corpus_hash, read_corpus
 from classifier.evaluation import (
@@ -152,8 +153,8 @@ def train_model(
         "thresholds": {theme: round(value, 4) for theme, value in model.thresholds_.items()},
         "metrics": report,
     }
-    (output_dir / CARD_JSON).write_text(json.dumps(card, indent=2, default=list) + "\n")
-    (output_dir / CARD_MARKDOWN).write_text(render_card(card))
+    write_text_atomically(output_dir / CARD_JSON, json.dumps(card, indent=2, default=list) + "\n")
+    write_text_atomically(output_dir / CARD_MARKDOWN, render_card(card))
     log(f"wrote {model_path}, {output_dir / CARD_JSON}, {output_dir / CARD_MARKDOWN}")
     return card
 
@@ -253,5 +254,5 @@ def update_readme_block(readme: Path, name: str, content: str) -> bool:
     pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.DOTALL)
     if not pattern.search(text):
         return False
-    readme.write_text(pattern.sub(lambda m: m.group(1) + content + m.group(2), text))
+    write_text_atomically(readme, pattern.sub(lambda m: m.group(1) + content + m.group(2), text))
     return True
