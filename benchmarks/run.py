@@ -66,6 +66,11 @@ def write_csv(path: Path, n: int) -> None:
             frame.to_csv(handle, index=False, header=start == 0)
 
 
+def classify_in_worker(model_path: str, texts: list[str]) -> int:
+    """classify_many in a joblib worker; the model is loaded (and cached) once per process."""
+    return len(load_model(model_path).classify_many(texts, explain=False))
+
+
 def median_time(function, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -127,13 +132,11 @@ def main() -> None:
 
     from joblib import Parallel, delayed
 
-    from classifier.tagging import _classify_in_worker
-
     chunks = [texts[i : i + 2000] for i in range(0, len(texts), 2000)]
     with Parallel(n_jobs=cores) as parallel:
-        parallel(delayed(_classify_in_worker)(model_path, c, False) for c in chunks[:cores])
+        parallel(delayed(classify_in_worker)(model_path, c) for c in chunks[:cores])
         many = median_time(
-            lambda: parallel(delayed(_classify_in_worker)(model_path, c, False) for c in chunks),
+            lambda: parallel(delayed(classify_in_worker)(model_path, c) for c in chunks),
             args.repeats,
         )
     report(f"classify_many, {cores} processes (texts/s)", f"{len(texts) / many:,.0f}")

@@ -92,7 +92,13 @@ def tag(
     model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
     explain: bool = typer.Option(False, "--explain", help="Add the evidence sentence per theme."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes."),
-    chunk_size: int = typer.Option(10_000, "--chunk-size", min=1, help="Rows per chunk."),
+    chunk_size: int | None = typer.Option(
+        None,
+        "--chunk-size",
+        min=1,
+        show_default=False,
+        help="Rows read, tagged and written at a time; memory grows with it.  [default: 2000]",
+    ),
     encoding: str = typer.Option(
         "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL input."
     ),

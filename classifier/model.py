@@ -17,14 +17,12 @@ scores highest, so the explanation comes from the same model as the tag.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
 
 import numpy as np
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
 from sklearn.pipeline import FeatureUnion
@@ -32,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from classifier._errors import ClassifierError
 from classifier.codebook import load_codebook
+from classifier.features import TfidfFeatures
 from classifier.prediction import (
     STATUS_EMPTY,
     STATUS_NOT_TEXT,
@@ -42,44 +41,6 @@ from classifier.prediction import (
 from classifier.preprocessing import Sentence, SpacyPreprocessor
 
 EVIDENCE_SEPARATOR = " … "
-
-
-@lru_cache(maxsize=200_000)  # bounded: a long stream of typos cannot grow it without limit
-def _word_char_ngrams(word: str, min_n: int, max_n: int) -> tuple[str, ...]:
-    padded = f" {word} "
-    length = len(padded)
-    grams = []
-    for n in range(min_n, max_n + 1):
-        if length <= n:  # a short word is counted once, whole
-            grams.append(padded)
-            break
-        grams.extend(padded[i : i + n] for i in range(length - n + 1))
-    return tuple(grams)
-
-
-class TfidfFeatures(TfidfVectorizer):
-    """A :class:`TfidfVectorizer` whose vocabulary is saved as one string.
-
-    skops writes a dict as one JSON node per entry: a 26,000-term vocabulary became 20 MB of
-    schema and two seconds of loading. Saved as a newline-joined string (terms sorted by column
-    index; features never contain a newline) it is a few hundred kB and loads in milliseconds.
-    """
-
-    def __getstate__(self):
-        # A copy: on Python >= 3.11 object.__getstate__ may return the live __dict__.
-        state = dict(super().__getstate__())
-        vocabulary = state.pop("vocabulary_", None)
-        if vocabulary is not None:
-            terms = sorted(vocabulary, key=vocabulary.__getitem__)
-            state["vocabulary_terms_"] = "\n".join(terms)
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        terms = state.pop("vocabulary_terms_", None)
-        if terms is not None:
-            state["vocabulary_"] = {term: i for i, term in enumerate(terms.split("\n"))}
-        super().__setstate__(state)
 
 
 def _text_status(value: object) -> str:
@@ -389,22 +350,27 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             evidence = self._evidence(unique, [sents for _, sents in analysed], detected)
 
         pos_name, neg_name = self.polarities_
+        # Plain Python values, converted once, rather than numpy scalars per cell.
+        presence_rows, positive_rows = presence.tolist(), positive.tolist()
+        detected_cols: list[list[int]] = [[] for _ in unique]
+        for row, col in zip(*(index.tolist() for index in np.nonzero(detected)), strict=True):
+            detected_cols[row].append(col)
         unique_predictions = []
         for row in range(len(unique)):
             results = []
-            for col in np.flatnonzero(detected[row]):
-                p_pos = float(positive[row, col])
+            for col in detected_cols[row]:
+                p_pos = positive_rows[row][col]
                 is_pos = p_pos >= 0.5
                 results.append(
                     ThemeResult(
                         theme=self.themes_[col],
                         polarity=pos_name if is_pos else neg_name,
-                        score=float(presence[row, col]),
+                        score=presence_rows[row][col],
                         polarity_score=p_pos if is_pos else 1.0 - p_pos,
                         evidence=evidence.get((row, col), ""),
                     )
                 )
-            scores = {theme: float(presence[row, col]) for col, theme in enumerate(self.themes_)}
+            scores = dict(zip(self.themes_, presence_rows[row], strict=True))
             unique_predictions.append(Prediction(themes=results, scores=scores, status=STATUS_OK))
         return [
             unique_predictions[distinct[text]] if status == STATUS_OK else Prediction(status=status)

@@ -25,7 +25,7 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "theme-
 ALLOWED_TYPES = frozenset(
     {
         "classifier.model.ThemeClassifier",
-        "classifier.model.TfidfFeatures",
+        "classifier.features.TfidfFeatures",
         "classifier.preprocessing.SpacyPreprocessor",
         "sklearn.calibration._CalibratedClassifier",
         "sklearn.calibration._SigmoidCalibration",

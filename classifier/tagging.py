@@ -30,6 +30,9 @@ TEXT_COLUMN_CANDIDATES = (
 THEMES_COLUMN = "themes"
 STATUS_COLUMN = "status"
 POLARITY_MARKS = {0: "+", 1: "-"}  # index in the codebook's polarities -> mark in `themes`
+# Rows per chunk: 2,000 keeps peak memory ~60 MB lower than 10,000 at the same speed (measured
+# with benchmarks/run.py) and gives --jobs enough chunks to share out.
+DEFAULT_CHUNK_SIZE = 2_000
 
 
 def output_columns(themes: Sequence[str], explain: bool = False) -> list[str]:
@@ -142,6 +145,18 @@ class TagSummary:
             for result in prediction.themes:
                 self.theme_counts[result.theme][result.polarity] += 1
 
+    def merge(self, other: TagSummary) -> None:
+        """Add the counts of another (partial) summary, e.g. one chunk's."""
+        for name in (
+            "rows_read", "rows_tagged", "rows_with_theme", "rows_no_theme", "rows_empty_text",
+            "rows_not_text",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for theme, counts in other.theme_counts.items():
+            mine = self.theme_counts.setdefault(theme, dict.fromkeys(counts, 0))
+            for polarity, count in counts.items():
+                mine[polarity] += count
+
     def render(self) -> str:
         rate = self.rows_read / self.seconds if self.seconds else 0.0
         lines = [
@@ -161,11 +176,53 @@ class TagSummary:
         return "\n".join(lines)
 
 
-def _classify_in_worker(model_path: str, texts: list, explain: bool) -> list[Prediction]:
-    # Runs in a joblib worker: load_model is cached per process, so each loads the model once.
+@dataclass
+class TaggedChunk:
+    """One chunk's tagging in the form a worker hands back: plain columns, cheap to pickle.
+
+    ``added`` holds the flat output columns (``nested`` is None), or, for JSON Lines output,
+    ``nested`` holds one ``Prediction.to_dict()`` per row (``added`` is None).
+    """
+
+    themes: tuple[str, ...]
+    polarities: tuple[str, ...]
+    counts: TagSummary
+    added: pd.DataFrame | None = None
+    nested: list[dict] | None = None
+
+
+def tag_chunk(model, texts: list, explain: bool = False, nested: bool = False) -> TaggedChunk:
+    """Classify one chunk of texts and turn the predictions into output rows and counts."""
+    predictions = model.classify_many(texts, explain=explain)
+    themes, polarities = tuple(model.themes_), tuple(model.polarities_)
+    counts = TagSummary(input="", output="")
+    counts.theme_counts = {theme: dict.fromkeys(polarities, 0) for theme in themes}
+    counts.add(predictions, polarities)
+    if nested:
+        return TaggedChunk(themes, polarities, counts, nested=[p.to_dict() for p in predictions])
+    added = predictions_frame(predictions, themes, polarities, explain)
+    return TaggedChunk(themes, polarities, counts, added=added)
+
+
+def _tag_chunk_in_worker(model_path: str, texts: list, explain: bool, nested: bool) -> TaggedChunk:
+    # Runs in a joblib worker: load_model is cached per process, so each loads the model once,
+    # and the worker, not the main process, builds the output rows.
     from classifier.persistence import load_model
 
-    return load_model(model_path).classify_many(texts, explain=explain)
+    model = load_model(model_path)
+    _freeze_long_lived_objects()
+    return tag_chunk(model, texts, explain, nested)
+
+
+def _freeze_long_lived_objects() -> None:
+    # The model's vocabularies and the imported libraries are hundreds of thousands of objects
+    # that live as long as the process. Tagging allocates millions of short-lived ones, and every
+    # full garbage collection walked all of them again. gc.freeze moves what exists now out of
+    # the collector's sight (measured: see benchmarks/run.py). Batch processes only: a library
+    # user's interpreter is left alone.
+    import gc
+
+    gc.freeze()
 
 
 def tag_file(
@@ -176,7 +233,7 @@ def tag_file(
     id_column: str | None = None,
     explain: bool = False,
     jobs: int = 1,
-    chunk_size: int = 10_000,
+    chunk_size: int | None = None,
     encoding: str = "utf-8",
     input_format: str | None = None,
     output_format: str | None = None,
@@ -196,14 +253,18 @@ def tag_file(
     in_fmt = detect_format(input_path, input_format, default="csv")
     out_fmt = detect_format(output_path, output_format, default="jsonl")
     model_path = str(model_path or default_model_path())
-    model = load_model(model_path)
-    themes, polarities = model.themes_, model.polarities_
-    added_columns = output_columns(themes, explain)
+    nested = out_fmt == "jsonl"
+    if jobs == 1:
+        model = load_model(model_path)
+        _freeze_long_lived_objects()
+    # With several processes the main one never loads the model: the workers do (in parallel),
+    # and the themes arrive with the first chunk, before anything is written.
 
-    reader = TableReader(input_path, in_fmt, chunk_size=chunk_size, encoding=encoding)
+    reader = TableReader(
+        input_path, in_fmt, chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, encoding=encoding
+    )
     writer = ChunkWriter(output_path, out_fmt, force=force)
     summary = TagSummary(input=input_path, output=output_path)
-    summary.theme_counts = {theme: dict.fromkeys(polarities, 0) for theme in themes}
     started = time.perf_counter()
     pending: deque[pd.DataFrame] = deque()
 
@@ -211,7 +272,6 @@ def tag_file(
         for chunk in reader:
             if not summary.text_column:
                 summary.text_column = find_text_column(chunk.columns, text_column, input_path)
-                _check_no_clash(chunk.columns, added_columns, input_path)
                 if id_column is not None and id_column not in chunk.columns:
                     raise ClassifierError(
                         f"{input_path}: no id column {id_column!r}; "
@@ -222,25 +282,30 @@ def tag_file(
 
     try:
         if jobs == 1:
-            results = (model.classify_many(texts, explain=explain) for texts in tasks())
+            results = (tag_chunk(model, texts, explain, nested) for texts in tasks())
         else:
             from joblib import Parallel, delayed
 
             results = Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")(
-                delayed(_classify_in_worker)(model_path, texts, explain) for texts in tasks()
+                delayed(_tag_chunk_in_worker)(model_path, texts, explain, nested)
+                for texts in tasks()
             )
-        for predictions in results:
+        for tagged in results:
             chunk = pending.popleft()
-            summary.add(predictions, polarities)
-            if out_fmt == "jsonl":
+            if summary.rows_read == 0:
+                _check_no_clash(chunk.columns, output_columns(tagged.themes, explain), input_path)
+            summary.merge(tagged.counts)
+            if nested:
                 records = [
-                    {**row, "classification": prediction.to_dict()}
-                    for row, prediction in zip(chunk.to_dict("records"), predictions, strict=True)
+                    {**row, "classification": classification}
+                    for row, classification in zip(
+                        chunk.to_dict("records"), tagged.nested, strict=True
+                    )
                 ]
                 writer.write(chunk, records=records)
             else:
-                added = predictions_frame(predictions, themes, polarities, explain, chunk.index)
-                writer.write(pd.concat([chunk, added], axis=1))
+                tagged.added.index = chunk.index
+                writer.write(pd.concat([chunk, tagged.added], axis=1))
             if progress is not None:
                 progress(summary.rows_read, reader.progress)
         if summary.rows_read == 0 and not summary.text_column:

@@ -1,9 +1,12 @@
 import math
 import pickle
 
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.base import clone
 
-from classifier.preprocessing import SpacyPreprocessor
+from classifier.preprocessing import SpacyPreprocessor, negation_mask
 
 
 def test_negation_separates_opposite_statements():
@@ -62,3 +65,40 @@ def test_only_plain_settings_are_stored_and_pickled():
     assert all(
         isinstance(v, (bool, int, str, float)) or k.startswith("_sklearn") for k, v in state.items()
     )
+
+
+def _negation_by_walking(cues, stops, lengths, max_scope):
+    """The rule as the docs state it, one token at a time: the reference for the fast version."""
+    negated, start = [], 0
+    for length in lengths:
+        remaining = 0
+        for i in range(start, start + length):
+            if stops[i]:
+                remaining = 0
+                negated.append(False)
+            elif cues[i]:
+                remaining = max_scope
+                negated.append(False)
+            else:
+                negated.append(remaining > 0)
+                remaining = max(remaining - 1, 0)
+        start += length
+    return negated
+
+
+@given(
+    st.lists(st.lists(st.sampled_from("cs.."), max_size=15), max_size=6),
+    st.integers(min_value=1, max_value=4),
+)
+def test_vectorised_negation_scope_equals_the_token_walk(docs, max_scope):
+    tokens = [token for doc in docs for token in doc]
+    cues = np.array([t == "c" for t in tokens], dtype=bool)
+    stops = np.array([t == "s" for t in tokens], dtype=bool)
+    lengths = [len(doc) for doc in docs]
+    expected = _negation_by_walking(cues, stops, lengths, max_scope)
+    assert negation_mask(cues, stops, lengths, max_scope).tolist() == expected
+
+
+def test_scope_does_not_run_into_the_next_text():
+    first, second = SpacyPreprocessor().transform(["I was not", "heard at all"])
+    assert first == "i was not" and "NEG_" not in second

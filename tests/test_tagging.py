@@ -127,6 +127,31 @@ def test_parallel_jobs_give_the_same_output(csv_input, tmp_path, tiny_model_path
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_refused_model_is_a_clear_error_with_any_number_of_jobs(csv_input, tmp_path, jobs):
+    import os
+
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    crafted = tmp_path / "evil.skops"
+    sio.dump(FunctionTransformer(func=os.system), crafted)
+    with pytest.raises(ClassifierError, match="refused to load"):
+        _tag(csv_input, tmp_path / "o.csv", crafted, jobs=jobs)
+    assert not (tmp_path / "o.csv").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".o.csv")] == []
+
+
+def test_jsonl_output_nests_like_prediction_to_dict_with_jobs(
+    csv_input, tmp_path, tiny_model, tiny_model_path
+):
+    _tag(csv_input, tmp_path / "two.jsonl", tiny_model_path, jobs=2, chunk_size=2)
+    rows = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
+    texts = pd.read_csv(csv_input, dtype=str, keep_default_na=False)["feedback"].tolist()
+    expected = [p.to_dict() for p in tiny_model.classify_many(texts, explain=False)]
+    assert [row["classification"] for row in rows] == json.loads(json.dumps(expected))
+
+
 cell = st.one_of(st.text(max_size=40), st.sampled_from(["", "=1+1", "-", "@x", "\t", "n/a"]))
 
 
