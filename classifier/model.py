@@ -94,6 +94,9 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         Calibration method of the presence scores.
     cv : int, default=5
         Folds for calibration and for threshold tuning.
+    n_thresholds : int, default=100
+        Candidate thresholds tried per theme when tuning (fewer is faster: each is scored with
+        scikit-learn's f1_score, whose input checks dominate the fitting time of small models).
     random_state : int, default=0
         Seed of the cross-validation splits; the same data and settings give the same model.
 
@@ -129,6 +132,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         C: float = 4.0,
         calibration: str = "sigmoid",
         cv: int = 5,
+        n_thresholds: int = 100,
         random_state: int = 0,
     ):
         self.codebook = codebook
@@ -140,6 +144,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         self.C = C
         self.calibration = calibration
         self.cv = cv
+        self.n_thresholds = n_thresholds
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
@@ -183,6 +188,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
                     ensemble=False,
                 ),
                 scoring="f1",
+                thresholds=self.n_thresholds,
                 cv=self._folds(),
                 random_state=self.random_state,
             ).fit(features, present)

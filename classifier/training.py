@@ -120,7 +120,7 @@ def train_model(
         report["ablation"] = {}
         for name, change in ABLATIONS.items():
             if not change and "cross_validation" in report:
-                report["ablation"][name] = report["cross_validation"]["macro_f1"]
+                report["ablation"][name] = report["cross_validation"]
                 continue
             log(f"ablation: {name}")
             cv = cross_validate(
@@ -129,7 +129,7 @@ def train_model(
                 train["labels"].tolist(),
                 folds=cv_folds,
             )
-            report["ablation"][name] = cv["macro_f1"]
+            report["ablation"][name] = cv
 
     output_dir = Path(output_dir)
     model_path = save_model(model, output_dir / MODEL_FILE)
@@ -216,9 +216,19 @@ def render_metrics(report: dict) -> str:
             f"{cv['polarity_accuracy']['std']:.3f}.",
         ]
     if "ablation" in report:
-        lines += ["", "| preprocessing (CV on train split) | macro F1 |", "|---|---|"]
-        for name, m in report["ablation"].items():
-            lines.append(f"| {name} | {m['mean']:.3f} ± {m['std']:.3f} |")
+        # Polarity accuracy too: negation marking is there to tell a strength from a concern
+        # ("never felt judged"), which presence F1 alone does not show.
+        lines += [
+            "",
+            "| preprocessing (CV on train split) | macro F1 | polarity accuracy |",
+            "|---|---|---|",
+        ]
+        for name, cv in report["ablation"].items():
+            f1, polarity = cv["macro_f1"], cv["polarity_accuracy"]
+            lines.append(
+                f"| {name} | {f1['mean']:.3f} ± {f1['std']:.3f} | "
+                f"{polarity['mean']:.3f} ± {polarity['std']:.3f} |"
+            )
     brier = test["all"].get("brier")
     if brier:
         lines += [

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import TINY_PARAMS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
@@ -72,7 +73,7 @@ def test_classify_many_keeps_length_and_order(tiny_model, texts, batch_size):
 
 def test_same_data_and_settings_give_the_same_model(tiny_corpus, tiny_model):
     train = tiny_corpus[tiny_corpus["split"] == "train"]
-    again = ThemeClassifier(cv=3).fit(train["text"].tolist(), train["labels"].tolist())
+    again = ThemeClassifier(**TINY_PARAMS).fit(train["text"].tolist(), train["labels"].tolist())
     texts = tiny_corpus["text"].tolist()
     np.testing.assert_array_equal(again.predict_proba(texts), tiny_model.predict_proba(texts))
     assert again.thresholds_ == tiny_model.thresholds_
@@ -114,7 +115,7 @@ def test_compiled_scores_match_the_scikit_learn_estimators(tiny_model, tiny_corp
 
 def test_isotonic_calibration_takes_the_estimator_path(tiny_corpus):
     train = tiny_corpus[tiny_corpus["split"] == "train"]
-    model = ThemeClassifier(cv=3, calibration="isotonic").fit(
+    model = ThemeClassifier(**TINY_PARAMS, calibration="isotonic").fit(
         train["text"].tolist(), train["labels"].tolist()
     )
     scores = model.predict_proba(["She cancelled twice.", "I felt judged."])

@@ -1,13 +1,14 @@
 import json
 
 import numpy as np
+from conftest import TINY_PARAMS
 
 from classifier import load_model
 from classifier.training import CARD_JSON, CARD_MARKDOWN, MODEL_FILE, train_model
 
 
 def test_train_writes_model_and_card_deterministically(tiny_corpus_path, tmp_path):
-    params = {"cv": 3}
+    params = TINY_PARAMS
     first = train_model(tiny_corpus_path, tmp_path / "a", cv_folds=0, ablation=False, params=params)
     second = train_model(
         tiny_corpus_path, tmp_path / "b", cv_folds=0, ablation=False, params=params
@@ -23,3 +24,19 @@ def test_train_writes_model_and_card_deterministically(tiny_corpus_path, tmp_pat
     )
     card = json.loads((tmp_path / "a" / CARD_JSON).read_text())
     assert set(card["metrics"]["baselines"]) and "source=nhs-fft" in card["metrics"]["test"]
+
+
+def test_ablation_scores_every_step_off_on_the_train_split(tiny_corpus_path, tmp_path):
+    from classifier.training import ABLATIONS
+
+    card = train_model(
+        tiny_corpus_path, tmp_path, cv_folds=2, ablation=True, params={"cv": 2, "n_thresholds": 10}
+    )
+    ablation = card["metrics"]["ablation"]
+    assert list(ablation) == list(ABLATIONS)
+    for cv in ablation.values():
+        assert 0 <= cv["macro_f1"]["mean"] <= 1 and 0 <= cv["polarity_accuracy"]["mean"] <= 1
+    rendered = (tmp_path / CARD_MARKDOWN).read_text()
+    assert "| preprocessing (CV on train split) | macro F1 | polarity accuracy |" in rendered
+    for name in ABLATIONS:
+        assert f"| {name} |" in rendered
