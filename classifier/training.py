@@ -252,8 +252,26 @@ def render_card(card: dict) -> str:
         f"{', '.join(card['codebook']['themes'])}\n"
         f"- Libraries: {versions}\n"
         f"- Decision thresholds (tuned by CV on the train split): {thresholds}\n\n"
-        "## Evaluation\n\n" + render_metrics(card["metrics"])
+        "## Evaluation\n\n" + render_metrics(card["metrics"]) + "\n" + LIMITATIONS
     )
+
+
+# The same for every model trained with this code; the numbers above say how much each matters.
+LIMITATIONS = """## Intended use and limitations
+
+- For reading feedback in aggregate (a service's strengths and concerns over a quarter, trends
+  across sites) and as a research instrument whose error rates are reported above. Not for
+  judging an individual clinician or client from a handful of comments.
+- Compare the `source=nhs-fft` row with the `source=authored` row: most training and test texts
+  were written for this corpus, and the model does markedly worse on real survey comments, which
+  are shorter, vaguer and mostly about no theme at all. Check a sample of your own export before
+  relying on the counts.
+- A score is a probability calibrated on the test split's mix of texts; on data with a very
+  different share of untagged comments, read it as a ranking rather than a frequency.
+- English only. The model sees word and character n-grams with negation marked, not meaning:
+  sarcasm, double negation and texts that mix several themes are where to expect errors. The
+  evidence sentence shows what it relied on.
+"""
 
 
 def update_readme_block(readme: Path, name: str, content: str) -> bool:
