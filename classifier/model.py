@@ -306,29 +306,40 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     def _features(self, texts: Sequence[object]):
         return self._vectorize(self.preprocessor_.transform(texts))
 
-    def _vectorize(self, docs: Sequence[str]):
-        # FeatureUnion.transform adds joblib overhead per call; stacking its parts is the same.
-        from scipy import sparse
+    def _vectorize(self, docs: Sequence[str]) -> list:
+        """The feature matrices of the vectorizer's parts (words, characters), not stacked.
 
+        Scoring multiplies each part by its own rows of the coefficients, which gives the same
+        logits as stacking first; ``sparse.hstack`` cost ~0.4 ms a call, a fifth of the latency
+        of classifying one text.
+        """
         if isinstance(self.vectorizer_, FeatureUnion):
-            return sparse.hstack(
-                [part.transform(docs) for _, part in self.vectorizer_.transformer_list],
-                format="csr",
-            )
-        return self.vectorizer_.transform(docs)
+            return [part.transform(docs) for _, part in self.vectorizer_.transformer_list]
+        return [self.vectorizer_.transform(docs)]
 
     def _scores(self, features) -> tuple[np.ndarray, np.ndarray]:
-        """(presence probability, probability of the positive polarity), each (n, n_themes)."""
-        n_themes = len(self.themes_)
-        if features.shape[0] == 0:
+        """(presence probability, probability of the positive polarity), each (n, n_themes).
+
+        ``features`` is one matrix over all features, or the list of parts from ``_vectorize``.
+        """
+        parts = features if isinstance(features, list) else [features]
+        n_themes, n_rows = len(self.themes_), parts[0].shape[0]
+        if n_rows == 0:
             return np.zeros((0, n_themes)), np.zeros((0, n_themes))
-        logits = np.asarray(features @ self.linear_coef_) + self.linear_intercept_
+        logits = np.tile(self.linear_intercept_, (n_rows, 1))
+        offset = 0
+        for part in parts:
+            logits += part @ self.linear_coef_[offset : offset + part.shape[1]]
+            offset += part.shape[1]
         positive = expit(logits[:, n_themes:])
         if self.calibration == "sigmoid":
             presence = expit(-(self.sigmoid_a_ * logits[:, :n_themes] + self.sigmoid_b_))
         else:  # isotonic calibration has no closed form: ask the estimators
+            from scipy import sparse
+
+            stacked = sparse.hstack(parts, format="csr")
             presence = np.column_stack(
-                [self.presence_[theme].predict_proba(features)[:, 1] for theme in self.themes_]
+                [self.presence_[theme].predict_proba(stacked)[:, 1] for theme in self.themes_]
             )
         return presence, positive
 

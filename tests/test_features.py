@@ -28,7 +28,9 @@ WORDS = dict(
 
 
 @pytest.mark.parametrize("settings", [SETTINGS, WORDS, {**WORDS, "ngram_range": (2, 3)}])
-def test_features_equal_scikit_learns(documents, settings):
+@pytest.mark.parametrize("small_batch", [0, 10**9], ids=["matrix-product", "direct"])
+def test_features_equal_scikit_learns(documents, settings, small_batch, monkeypatch):
+    monkeypatch.setattr(features_module, "SMALL_BATCH", small_batch)
     ours = TfidfFeatures(**settings).fit(documents[:1000])
     reference = TfidfVectorizer(**settings).fit(documents[:1000])
     assert ours.vocabulary_ == reference.vocabulary_
