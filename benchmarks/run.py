@@ -73,11 +73,12 @@ def classify_in_worker(model_path: str, texts: list[str]) -> int:
     return len(load_model(model_path).classify_many(texts, explain=False))
 
 
-def median_time(function, repeats: int) -> float:
+def median_time(function, inputs) -> float:
+    """Median seconds of ``function(x)`` over ``x`` in ``inputs`` (one call each)."""
     times = []
-    for _ in range(repeats):
+    for value in inputs:
         started = time.perf_counter()
-        function()
+        function(value)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -150,17 +151,9 @@ def main() -> None:
     batches = [make_texts(args.texts, seed=12345 + i) for i in range(args.repeats)]
     texts = batches[0]
 
-    def timed_over_batches(function) -> float:
-        times = []
-        for batch in batches:
-            started = time.perf_counter()
-            function(batch)
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
-
-    one = timed_over_batches(lambda b: model.classify_many(b, explain=False))
+    one = median_time(lambda b: model.classify_many(b, explain=False), batches)
     report("classify_many, 1 process (texts/s)", f"{args.texts / one:,.0f}")
-    explained = timed_over_batches(lambda b: model.classify_many(b, explain=True))
+    explained = median_time(lambda b: model.classify_many(b, explain=True), batches)
     report("classify_many with evidence, 1 process (texts/s)", f"{args.texts / explained:,.0f}")
 
     from joblib import Parallel, delayed
@@ -171,18 +164,19 @@ def main() -> None:
         parallel(
             delayed(classify_in_worker)(model_path, warm_chunks[i::cores]) for i in range(cores)
         )
-        many = timed_over_batches(
+        many = median_time(
             lambda b: parallel(
                 delayed(classify_in_worker)(model_path, b[i : i + chunk])
                 for i in range(0, len(b), chunk)
-            )
+            ),
+            batches,
         )
     report(f"classify_many, {cores} processes (texts/s)", f"{args.texts / many:,.0f}")
 
     corpus = read_corpus()
     train = corpus[corpus["split"] == "train"]
     reference = reference_model(train["text"].tolist(), train["labels"].tolist(), model.themes_)
-    ref = timed_over_batches(reference.predict_proba)
+    ref = median_time(reference.predict_proba, batches)
     ref_rate = args.texts / ref
     report("reference: TF-IDF + LR, regex tokenizer, 1 process (texts/s)", f"{ref_rate:,.0f}")
     report("classify_many / reference, 1 process", f"{ref / one:.2f}x")
@@ -196,7 +190,9 @@ def main() -> None:
                 *CLASSIFIER, "tag", str(small), "-o", str(folder / "out.csv"), "--force", "-q",
                 "--jobs", str(jobs), "--model", model_path,
             ]  # fmt: skip
-            seconds = median_time(lambda c=command: subprocess.run(c, check=True), args.repeats)
+            seconds = median_time(
+                lambda _, c=command: subprocess.run(c, check=True), range(args.repeats)
+            )
             rate = args.rows / seconds
             report(
                 f"classifier tag, {args.rows:,}-row CSV, --jobs {jobs}, end to end (rows/s)",
@@ -253,8 +249,8 @@ def main() -> None:
     )
 
     helps = median_time(
-        lambda: subprocess.run([*CLASSIFIER, "--help"], check=True, capture_output=True),
-        args.repeats,
+        lambda _: subprocess.run([*CLASSIFIER, "--help"], check=True, capture_output=True),
+        range(args.repeats),
     )
     report("classifier --help start-up (s)", f"{helps:.2f}", TARGETS["help"])
 

@@ -10,6 +10,7 @@ keeping every row, in order, and writes the result atomically.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections import Counter, deque
@@ -214,6 +215,7 @@ def _tag_chunk_in_worker(model_path: str, texts: list, explain: bool, nested: bo
     return tag_chunk(model, texts, explain, nested)
 
 
+@functools.cache  # once per process: freezing again would also freeze a chunk's leftovers
 def _freeze_long_lived_objects() -> None:
     # The model's vocabularies and the imported libraries are hundreds of thousands of objects
     # that live as long as the process. Tagging allocates millions of short-lived ones, and every
