@@ -35,8 +35,8 @@ from classifier.prediction import (
     STATUS_EMPTY,
     STATUS_NOT_TEXT,
     STATUS_OK,
+    BatchScores,
     Prediction,
-    ThemeResult,
 )
 from classifier.preprocessing import Sentence, SpacyPreprocessor
 
@@ -300,7 +300,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         texts = list(texts)
         predictions: list[Prediction] = []
         for start in range(0, len(texts), batch_size):
-            predictions.extend(self._classify_batch(texts[start : start + batch_size], explain))
+            batch = texts[start : start + batch_size]
+            predictions.extend(self.score_batch(batch, explain).predictions())
         return predictions
 
     def _features(self, texts: Sequence[object]):
@@ -346,53 +347,39 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     def _presence_scores(self, features) -> np.ndarray:
         return self._scores(features)[0]
 
-    def _classify_batch(self, texts: Sequence[object], explain: bool) -> list[Prediction]:
+    def score_batch(self, texts: Sequence[object], explain: bool = False) -> BatchScores:
+        """Classify one batch of texts into arrays (see :class:`BatchScores`).
+
+        What the batch CLI uses: it writes columns straight from the arrays instead of building
+        a :class:`Prediction` per text. Memory grows with the batch; :meth:`classify_many`
+        splits long inputs into batches.
+        """
+        check_is_fitted(self, "presence_")
         statuses = [_text_status(text) for text in texts]
         # Exports repeat themselves ("Nothing", "All good"): analyse each distinct text once.
         distinct: dict[str, int] = {}
-        for text, status in zip(texts, statuses, strict=True):
+        rows = np.full(len(statuses), -1, dtype=np.int64)
+        for i, (text, status) in enumerate(zip(texts, statuses, strict=True)):
             if status == STATUS_OK:
-                distinct.setdefault(text, len(distinct))
-        if not distinct:
-            return [Prediction(status=status) for status in statuses]
+                rows[i] = distinct.setdefault(text, len(distinct))
         unique = list(distinct)
-        analysed = list(self.preprocessor_.analyse(unique, sentences=explain))
-        features = self._vectorize([doc for doc, _ in analysed])
-        presence, positive = self._scores(features)
+        analysed = list(self.preprocessor_.analyse(unique, sentences=explain)) if unique else []
+        presence, positive = self._scores(self._vectorize([doc for doc, _ in analysed]))
         thresholds = np.array([self.thresholds_[theme] for theme in self.themes_])
         detected = presence >= thresholds
-
         evidence: dict[tuple[int, int], str] = {}
-        if explain:
+        if explain and unique:
             evidence = self._evidence(unique, [sents for _, sents in analysed], detected)
-
-        pos_name, neg_name = self.polarities_
-        # Plain Python values, converted once, rather than numpy scalars per cell.
-        presence_rows, positive_rows = presence.tolist(), positive.tolist()
-        detected_cols: list[list[int]] = [[] for _ in unique]
-        for row, col in zip(*(index.tolist() for index in np.nonzero(detected)), strict=True):
-            detected_cols[row].append(col)
-        unique_predictions = []
-        for row in range(len(unique)):
-            results = []
-            for col in detected_cols[row]:
-                p_pos = positive_rows[row][col]
-                is_pos = p_pos >= 0.5
-                results.append(
-                    ThemeResult(
-                        theme=self.themes_[col],
-                        polarity=pos_name if is_pos else neg_name,
-                        score=presence_rows[row][col],
-                        polarity_score=p_pos if is_pos else 1.0 - p_pos,
-                        evidence=evidence.get((row, col), ""),
-                    )
-                )
-            scores = dict(zip(self.themes_, presence_rows[row], strict=True))
-            unique_predictions.append(Prediction(themes=results, scores=scores, status=STATUS_OK))
-        return [
-            unique_predictions[distinct[text]] if status == STATUS_OK else Prediction(status=status)
-            for text, status in zip(texts, statuses, strict=True)
-        ]
+        return BatchScores(
+            themes=tuple(self.themes_),
+            polarities=tuple(self.polarities_),
+            status=statuses,
+            row=rows,
+            presence=presence,
+            positive=positive,
+            detected=detected,
+            evidence=evidence,
+        )
 
     def _evidence(
         self, texts: Sequence[str], sentences: Sequence[list[Sentence]], detected: np.ndarray

@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from classifier._errors import ClassifierError
 from classifier.io import STDIO, ChunkWriter, TableReader, detect_format
-from classifier.prediction import STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_OK, Prediction
+from classifier.prediction import STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_OK, BatchScores
 
 TEXT_COLUMN_CANDIDATES = (
     "text", "feedback", "comment", "comments", "response", "free_text", "freetext", "answer",
@@ -63,33 +64,47 @@ def find_text_column(columns: Sequence[str], requested: str | None, source: str)
     raise ClassifierError(f"{source}: {reason}; pass --text-column with one of: {', '.join(names)}")
 
 
-def predictions_frame(
-    predictions: Sequence[Prediction],
-    themes: Sequence[str],
-    polarities: Sequence[str],
-    explain: bool = False,
-    index: pd.Index | None = None,
+def _per_text(batch: BatchScores, values: np.ndarray, fill) -> np.ndarray:
+    """Expand an (analysed rows x themes) array to one row per text, ``fill`` where not analysed."""
+    out = np.full((len(batch), len(batch.themes)), fill, dtype=values.dtype)
+    analysed = batch.row >= 0
+    out[analysed] = values[batch.row[analysed]]
+    return out
+
+
+def scores_frame(
+    batch: BatchScores, explain: bool = False, index: pd.Index | None = None
 ) -> pd.DataFrame:
-    """Flat, spreadsheet-friendly columns for a list of predictions."""
-    marks = {polarity: POLARITY_MARKS[i] for i, polarity in enumerate(polarities)}
-    rows = []
-    for prediction in predictions:
-        row: dict[str, object] = dict.fromkeys(output_columns(themes, explain), "")
-        row[THEMES_COLUMN] = "; ".join(
-            f"{result.theme}{marks[result.polarity]}" for result in prediction.themes
-        )
-        for theme, score in prediction.scores.items():
-            row[f"{theme}_score"] = round(score, 3)
-        for result in prediction.themes:
-            row[result.theme] = result.polarity
-            if explain:
-                row[f"{result.theme}_evidence"] = result.evidence
-        row[STATUS_COLUMN] = prediction.status
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=output_columns(themes, explain), index=index)
-    for theme in themes:  # untagged rows have no score: keep the column numeric, with NaN
-        frame[f"{theme}_score"] = pd.to_numeric(frame[f"{theme}_score"].replace("", None))
-    return frame
+    """Flat, spreadsheet-friendly columns (see :func:`output_columns`) for a batch of texts.
+
+    Built column by column from the arrays: no per-text Python objects.
+    """
+    detected = _per_text(batch, batch.detected, False)
+    is_positive = _per_text(batch, batch.is_positive(), False)
+    presence = _per_text(batch, batch.presence, np.nan)
+    labels = np.full(len(batch), "", dtype=object)
+    polarity_columns, score_columns, evidence_columns = {}, {}, {}
+    for col, theme in enumerate(batch.themes):
+        found = detected[:, col]
+        polarity = np.where(is_positive[:, col], 0, 1)
+        tag = np.array([f"{theme}{POLARITY_MARKS[i]}" for i in (0, 1)], dtype=object)[polarity]
+        labels = np.where(found & (labels != ""), labels + "; " + tag, np.where(found, tag, labels))
+        names = np.array(batch.polarities, dtype=object)[polarity]
+        polarity_columns[theme] = np.where(found, names, "")
+        # Python's round (correctly rounded decimals), as the JSON output shows the full score.
+        score_columns[f"{theme}_score"] = [round(p, 3) for p in presence[:, col].tolist()]
+        if explain:
+            evidence_columns[f"{theme}_evidence"] = [
+                batch.evidence.get((row, col), "") for row in batch.row.tolist()
+            ]
+    columns = {
+        THEMES_COLUMN: labels,
+        **polarity_columns,
+        **score_columns,
+        **evidence_columns,
+        STATUS_COLUMN: batch.status,
+    }
+    return pd.DataFrame(columns, index=index, columns=output_columns(batch.themes, explain))
 
 
 def _check_no_clash(columns: Iterable[str], added: Sequence[str], source: str) -> None:
@@ -101,13 +116,22 @@ def _check_no_clash(columns: Iterable[str], added: Sequence[str], source: str) -
         )
 
 
-def tag_frame(frame: pd.DataFrame, model, text_column: str, explain: bool = False) -> pd.DataFrame:
+def tag_frame(
+    frame: pd.DataFrame,
+    model,
+    text_column: str,
+    explain: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> pd.DataFrame:
     """Return ``frame`` with the tagging columns appended; rows, order and index unchanged."""
     _check_no_clash(frame.columns, output_columns(model.themes_, explain), "input")
-    predictions = model.classify_many(frame[text_column].tolist(), explain=explain)
-    added = predictions_frame(
-        predictions, model.themes_, model.polarities_, explain, index=frame.index
-    )
+    texts = frame[text_column].tolist()
+    parts = [
+        scores_frame(model.score_batch(texts[start : start + chunk_size], explain), explain)
+        for start in range(0, len(texts), chunk_size)
+    ] or [scores_frame(model.score_batch([], explain), explain)]
+    added = pd.concat(parts, ignore_index=True)
+    added.index = frame.index
     return pd.concat([frame, added], axis=1)
 
 
@@ -130,21 +154,24 @@ class TagSummary:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def add(self, predictions: Sequence[Prediction], polarities: Sequence[str]) -> None:
-        self.rows_read += len(predictions)
-        statuses = Counter(p.status for p in predictions)
+    def add(self, batch: BatchScores) -> None:
+        """Count one batch's rows, statuses and detected themes."""
+        self.rows_read += len(batch)
+        statuses = Counter(batch.status)
         self.rows_tagged += statuses[STATUS_OK]
         self.rows_empty_text += statuses[STATUS_EMPTY]
         self.rows_not_text += statuses[STATUS_NOT_TEXT]
-        for prediction in predictions:
-            if prediction.status != STATUS_OK:
-                continue
-            if prediction.themes:
-                self.rows_with_theme += 1
-            else:
-                self.rows_no_theme += 1
-            for result in prediction.themes:
-                self.theme_counts[result.theme][result.polarity] += 1
+        # Per text, not per distinct text: a repeated comment counts every time.
+        detected = _per_text(batch, batch.detected, False)
+        is_positive = _per_text(batch, batch.is_positive(), False)
+        with_theme = int(detected.any(axis=1).sum())
+        self.rows_with_theme += with_theme
+        self.rows_no_theme += statuses[STATUS_OK] - with_theme
+        positive, negative = batch.polarities
+        for col, theme in enumerate(batch.themes):
+            counts = self.theme_counts.setdefault(theme, dict.fromkeys(batch.polarities, 0))
+            counts[positive] += int((detected[:, col] & is_positive[:, col]).sum())
+            counts[negative] += int((detected[:, col] & ~is_positive[:, col]).sum())
 
     def merge(self, other: TagSummary) -> None:
         """Add the counts of another (partial) summary, e.g. one chunk's."""
@@ -193,16 +220,14 @@ class TaggedChunk:
 
 
 def tag_chunk(model, texts: list, explain: bool = False, nested: bool = False) -> TaggedChunk:
-    """Classify one chunk of texts and turn the predictions into output rows and counts."""
-    predictions = model.classify_many(texts, explain=explain)
-    themes, polarities = tuple(model.themes_), tuple(model.polarities_)
+    """Classify one chunk of texts and turn the result into output rows and counts."""
+    batch = model.score_batch(texts, explain=explain)
     counts = TagSummary(input="", output="")
-    counts.theme_counts = {theme: dict.fromkeys(polarities, 0) for theme in themes}
-    counts.add(predictions, polarities)
+    counts.add(batch)
     if nested:
-        return TaggedChunk(themes, polarities, counts, nested=[p.to_dict() for p in predictions])
-    added = predictions_frame(predictions, themes, polarities, explain)
-    return TaggedChunk(themes, polarities, counts, added=added)
+        nested_rows = [p.to_dict() for p in batch.predictions()]
+        return TaggedChunk(batch.themes, batch.polarities, counts, nested=nested_rows)
+    return TaggedChunk(batch.themes, batch.polarities, counts, added=scores_frame(batch, explain))
 
 
 def _tag_chunk_in_worker(model_path: str, texts: list, explain: bool, nested: bool) -> TaggedChunk:

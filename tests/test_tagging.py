@@ -6,7 +6,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import ClassifierError, load_model
-from classifier.tagging import find_text_column, output_columns, tag_file, tag_frame
+from classifier.tagging import (
+    TagSummary,
+    find_text_column,
+    output_columns,
+    scores_frame,
+    tag_file,
+    tag_frame,
+)
 
 ROWS = [
     {"id": "001", "feedback": "She never once cancelled and always started on time.", "n": "1"},
@@ -181,3 +188,32 @@ def test_any_table_of_strings_comes_back_whole_and_in_order(
     assert out["key"].astype(str).tolist() == frame["key"].tolist()
     assert out["text"].tolist() == frame["text"].tolist()
     assert out["other"].tolist() == frame["other"].tolist()
+
+
+def test_flat_columns_and_counts_agree_with_the_predictions(tiny_model, corpus):
+    # The CLI's columns and summary are built from arrays, the library's Prediction objects
+    # from the same arrays by another route: they must tell the same story, row by row.
+    texts = corpus["text"].head(60).tolist() + ["", None, "Nothing", "Nothing", 3.5]
+    batch = tiny_model.score_batch(texts, explain=True)
+    predictions = tiny_model.classify_many(texts, explain=True)
+    frame = scores_frame(batch, explain=True)
+    summary = TagSummary(input="", output="")
+    summary.add(batch)
+    marks = {"positive": "+", "negative": "-"}
+    assert len(frame) == len(predictions)
+    for (_, row), prediction in zip(frame.iterrows(), predictions, strict=True):
+        assert row["status"] == prediction.status
+        assert row["themes"] == "; ".join(f"{t}{marks[p]}" for t, p in prediction.labels.items())
+        for theme in tiny_model.themes_:
+            assert row[theme] == prediction.labels.get(theme, "")
+            score = prediction.scores.get(theme)
+            assert (pd.isna(row[f"{theme}_score"]) if score is None
+                    else row[f"{theme}_score"] == round(score, 3))  # fmt: skip
+        for result in prediction.themes:
+            assert row[f"{result.theme}_evidence"] == result.evidence
+    assert summary.rows_read == len(texts)
+    assert summary.rows_with_theme == sum(bool(p.themes) for p in predictions)
+    assert summary.rows_empty_text == 1 and summary.rows_not_text == 2
+    for theme, counts in summary.theme_counts.items():
+        for polarity, count in counts.items():
+            assert count == sum(p.labels.get(theme) == polarity for p in predictions)
