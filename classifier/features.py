@@ -67,10 +67,8 @@ class TfidfFeatures(TfidfVectorizer):
         if isinstance(raw_documents, str):
             raise ValueError("Iterable over raw text documents expected, string object received.")
         if self.analyzer == "char_wb":
-            counts = self._char_counts(raw_documents)
-        else:
-            counts = self._word_counts(raw_documents)
-        return self._weight(counts)
+            return self._weight(*self._char_counts(raw_documents))
+        return self._weight(self._word_counts(raw_documents))
 
     def _has_fast_path(self) -> bool:
         # Only the settings the fast path reproduces exactly; anything else is scikit-learn's.
@@ -116,6 +114,8 @@ class TfidfFeatures(TfidfVectorizer):
         (no matrix product: what one-text latency needs); a batch multiplies a (texts x distinct
         words) count matrix by a (words x n-grams) one, so each n-gram list is copied once per
         distinct word instead of once per occurrence.
+
+        Returns the counts and whether their entries are already summed (a product's are).
         """
         documents = list(documents)
         words: dict[str, int] = {}
@@ -129,10 +129,11 @@ class TfidfFeatures(TfidfVectorizer):
             by_word = [columns[i] for i in indices]
             starts = np.cumsum([0, *map(len, by_word)]).tolist()
             grams = list(itertools.chain.from_iterable(by_word))
-            return sparse.csr_matrix(
+            counts = sparse.csr_matrix(
                 (np.ones(len(grams), dtype=self.dtype), grams, [starts[i] for i in indptr]),
                 shape=(len(documents), len(self.vocabulary_)),
             )
+            return counts, False
         occurrences = sparse.csr_matrix(
             (np.ones(len(indices), dtype=self.dtype), indices, indptr),
             shape=(len(documents), len(words)),
@@ -146,7 +147,7 @@ class TfidfFeatures(TfidfVectorizer):
             ),
             shape=(len(words), len(self.vocabulary_)),
         )
-        return occurrences @ by_word
+        return occurrences @ by_word, True  # a product has no duplicate entries
 
     def _word_columns(self, words: list[str]) -> list[list[int]]:
         """Vocabulary columns of each word's n-grams (a gram twice in a word is listed twice)."""
@@ -164,13 +165,14 @@ class TfidfFeatures(TfidfVectorizer):
             columns.append(ids)
         return columns
 
-    def _weight(self, counts):
+    def _weight(self, counts, summed: bool = False):
         """Sublinear tf, idf and l2 norm, as ``TfidfTransformer.transform`` applies them.
 
         Written out because the transformer's input validation costs ~1 ms per call, which was
         half the latency of classifying one text.
         """
-        counts.sum_duplicates()  # also sorts the indices, as scikit-learn's counts are
+        if not summed:  # add up repeated (row, column) entries; sorting them is not needed
+            counts.sum_duplicates()
         data = counts.data
         tfidf = self._tfidf
         if tfidf.sublinear_tf:

@@ -245,7 +245,13 @@ class SpacyPreprocessor(TransformerMixin, BaseEstimator):
         else:
             zone = nlp.memory_zone()
         with zone:
-            docs = list(nlp.pipe(texts, batch_size=self.batch_size, disable=disable))
+            # The pipeline's own steps, run here rather than through nlp.pipe, whose per-text
+            # bookkeeping cost as much as the negation component on short feedback.
+            docs = nlp.tokenizer.pipe(texts, batch_size=self.batch_size)
+            for name, component in nlp.pipeline:
+                if name not in disable:  # (all our components have a batch `pipe`)
+                    docs = component.pipe(docs, batch_size=self.batch_size)
+            docs = list(docs)
             tokens = self._token_features(docs, nlp.vocab.strings)
             results = []
             for doc, doc_tokens in zip(docs, tokens, strict=True):
