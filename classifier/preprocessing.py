@@ -86,15 +86,24 @@ class NegationScope:
             if sum(lengths):
                 rows = np.concatenate([a for a in arrays if len(a)])
                 stops = (
-                    (rows[:, 1] != 0) | (rows[:, 2] != 0) | np.isin(rows[:, 0], self._terminators)
+                    (rows[:, 1] != 0) | (rows[:, 2] != 0) | _is_in(rows[:, 0], self._terminators)
                 )
-                cues = np.isin(rows[:, 0], self._cues) & ~stops
+                cues = _is_in(rows[:, 0], self._cues) & ~stops
                 negated = negation_mask(cues, stops, lengths, self.max_scope)
             else:
                 negated = np.zeros(0, dtype=bool)
             for doc, (start, end) in zip(batch, _bounds(lengths), strict=True):
                 doc.user_data[_NEGATED] = negated[start:end]
             yield from batch
+
+
+def _is_in(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_set)`` for a small sorted array, by binary search.
+
+    np.isin's set-up costs ~50 microseconds a call, a noticeable share of classifying one text.
+    """
+    position = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[position] == values
 
 
 def _bounds(lengths: Sequence[int]) -> list[tuple[int, int]]:

@@ -102,3 +102,14 @@ def test_vectorised_negation_scope_equals_the_token_walk(docs, max_scope):
 def test_scope_does_not_run_into_the_next_text():
     first, second = SpacyPreprocessor().transform(["I was not", "heard at all"])
     assert first == "i was not" and "NEG_" not in second
+
+
+def test_membership_by_binary_search_matches_numpy():
+    from classifier.preprocessing import _is_in
+
+    rng = np.random.default_rng(0)
+    sorted_set = np.unique(rng.integers(0, 2**63, 30, dtype=np.uint64))
+    values = np.concatenate([sorted_set[::3], rng.integers(0, 2**63, 200, dtype=np.uint64)])
+    rng.shuffle(values)
+    assert _is_in(values, sorted_set).tolist() == np.isin(values, sorted_set).tolist()
+    assert _is_in(values[:0], sorted_set).tolist() == []
