@@ -22,6 +22,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     "THEMES",
+    "BatchScores",
     "ClassifierError",
     "Prediction",
     "ThemeClassifier",
@@ -35,6 +36,7 @@ __all__ = [
 
 # name -> module that defines it; resolved lazily by __getattr__ below (PEP 562).
 _LAZY = {
+    "BatchScores": "classifier.prediction",
     "ClassifierError": "classifier._errors",
     "Prediction": "classifier.prediction",
     "ThemeResult": "classifier.prediction",
@@ -49,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from classifier.codebook import load_codebook
     from classifier.model import ThemeClassifier
     from classifier.persistence import load_model, save_model
-    from classifier.prediction import Prediction, ThemeResult
+    from classifier.prediction import BatchScores, Prediction, ThemeResult
 
 
 def __getattr__(name: str):

@@ -90,6 +90,17 @@ class BatchScores:
     def __len__(self) -> int:
         return len(self.status)
 
+    def per_text(self, values: np.ndarray, fill: object = np.nan) -> np.ndarray:
+        """Expand an (analysed rows x themes) array to one row per text; ``fill`` elsewhere.
+
+        >>> batch.per_text(batch.presence)  # doctest: +SKIP
+        array of shape (n_texts, n_themes), NaN for empty or non-text rows
+        """
+        out = np.full((len(self), len(self.themes)), fill, dtype=values.dtype)
+        analysed = self.row >= 0
+        out[analysed] = values[self.row[analysed]]
+        return out
+
     def is_positive(self) -> np.ndarray:
         """Whether each (analysed row, theme) would be reported as a strength."""
         return self.positive >= 0.5

@@ -64,14 +64,6 @@ def find_text_column(columns: Sequence[str], requested: str | None, source: str)
     raise ClassifierError(f"{source}: {reason}; pass --text-column with one of: {', '.join(names)}")
 
 
-def _per_text(batch: BatchScores, values: np.ndarray, fill) -> np.ndarray:
-    """Expand an (analysed rows x themes) array to one row per text, ``fill`` where not analysed."""
-    out = np.full((len(batch), len(batch.themes)), fill, dtype=values.dtype)
-    analysed = batch.row >= 0
-    out[analysed] = values[batch.row[analysed]]
-    return out
-
-
 def scores_frame(
     batch: BatchScores, explain: bool = False, index: pd.Index | None = None
 ) -> pd.DataFrame:
@@ -79,9 +71,9 @@ def scores_frame(
 
     Built column by column from the arrays: no per-text Python objects.
     """
-    detected = _per_text(batch, batch.detected, False)
-    is_positive = _per_text(batch, batch.is_positive(), False)
-    presence = _per_text(batch, batch.presence, np.nan)
+    detected = batch.per_text(batch.detected, False)
+    is_positive = batch.per_text(batch.is_positive(), False)
+    presence = batch.per_text(batch.presence, np.nan)
     labels = np.full(len(batch), "", dtype=object)
     polarity_columns, score_columns, evidence_columns = {}, {}, {}
     for col, theme in enumerate(batch.themes):
@@ -162,8 +154,8 @@ class TagSummary:
         self.rows_empty_text += statuses[STATUS_EMPTY]
         self.rows_not_text += statuses[STATUS_NOT_TEXT]
         # Per text, not per distinct text: a repeated comment counts every time.
-        detected = _per_text(batch, batch.detected, False)
-        is_positive = _per_text(batch, batch.is_positive(), False)
+        detected = batch.per_text(batch.detected, False)
+        is_positive = batch.per_text(batch.is_positive(), False)
         with_theme = int(detected.any(axis=1).sum())
         self.rows_with_theme += with_theme
         self.rows_no_theme += statuses[STATUS_OK] - with_theme
