@@ -266,8 +266,9 @@ LIMITATIONS = """## Intended use and limitations
   were written for this corpus, and the model does markedly worse on real survey comments, which
   are shorter, vaguer and mostly about no theme at all. Check a sample of your own export before
   relying on the counts.
-- A score is a probability calibrated on the test split's mix of texts; on data with a very
-  different share of untagged comments, read it as a ranking rather than a frequency.
+- A score is a probability calibrated by cross-validation on the train split, where about one
+  text in five carries no theme (Brier scores above are on the test split). Real survey exports
+  carry far more texts without a theme: there, read a score as a ranking, not a frequency.
 - English only. The model sees word and character n-grams with negation marked, not meaning:
   sarcasm, double negation and texts that mix several themes are where to expect errors. The
   evidence sentence shows what it relied on.

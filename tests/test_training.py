@@ -40,3 +40,14 @@ def test_ablation_scores_every_step_off_on_the_train_split(tiny_corpus_path, tmp
     assert "| preprocessing (CV on train split) | macro F1 | polarity accuracy |" in rendered
     for name in ABLATIONS:
         assert f"| {name} |" in rendered
+
+
+def test_shipped_markdown_card_is_the_rendering_of_the_json_card():
+    # The Markdown card is generated; a hand edit or a stale rendering would show here.
+    from pathlib import Path
+
+    from classifier.training import render_card
+
+    models = Path(__file__).resolve().parent.parent / "models"
+    card = json.loads((models / CARD_JSON).read_text())
+    assert (models / CARD_MARKDOWN).read_text() == render_card(card)
