@@ -217,3 +217,18 @@ def test_flat_columns_and_counts_agree_with_the_predictions(tiny_model, corpus):
     for theme, counts in summary.theme_counts.items():
         for polarity, count in counts.items():
             assert count == sum(p.labels.get(theme) == polarity for p in predictions)
+
+
+FRAME_CELLS = st.sampled_from(["She listened.", "", None, "Cancelled again.", "ok", 4])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(FRAME_CELLS, max_size=12), st.integers(1, 5))
+def test_tag_frame_keeps_index_and_order_whatever_the_chunk_size(tiny_model, texts, chunk_size):
+    frame = pd.DataFrame({"feedback": texts}, index=[f"r{i}" for i in range(len(texts))][::-1])
+    whole = tag_frame(frame, tiny_model, "feedback", chunk_size=max(len(texts), 1))
+    chunked = tag_frame(frame, tiny_model, "feedback", chunk_size=chunk_size)
+    assert list(chunked.index) == list(frame.index)
+    assert chunked["feedback"].tolist() == frame["feedback"].tolist()
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert list(chunked.columns) == ["feedback", *output_columns(tiny_model.themes_)]
