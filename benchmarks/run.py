@@ -13,6 +13,7 @@ scikit-learn's own regex tokenizer and no spaCy, on the same texts.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import re
@@ -35,14 +36,19 @@ from classifier.preprocessing import WARM_UP_TEXTS  # noqa: E402
 CLASSIFIER = [sys.executable, "-m", "classifier"]
 
 
-def make_texts(n: int, seed: int = 0) -> list[str]:
-    """n texts, each 1-3 sentences drawn from different corpus texts (plus the odd typo)."""
-    sentences = [
+@functools.cache  # make_texts is called dozens of times in a run; read the corpus once
+def corpus_sentences() -> tuple[str, ...]:
+    return tuple(
         s.strip()
         for text in read_corpus()["text"]
         for s in re.split(r"(?<=[.!?])\s+", text)
         if len(s.strip()) > 2
-    ]
+    )
+
+
+def make_texts(n: int, seed: int = 0) -> list[str]:
+    """n texts, each 1-3 sentences drawn from different corpus texts (plus the odd typo)."""
+    sentences = corpus_sentences()
     rng = random.Random(seed)
     texts = []
     for _ in range(n):
@@ -244,10 +250,7 @@ def main() -> None:
             f"{tag_seconds[cores] - args.rows / steady:.1f}",
         )
         for n, path in ((args.rows, small), (args.big_rows, big)):
-            command = [
-                *CLASSIFIER, "tag", str(path), "-o", str(folder / "out.csv"), "--force", "-q",
-                "--model", model_path,
-            ]  # fmt: skip
+            command = tag_command(path, 1)
             report(
                 f"classifier tag peak memory, {n:,} rows, --jobs 1 (MB)",
                 f"{peak_rss_mb(command):,.0f}",

@@ -105,6 +105,10 @@ class BatchScores:
         """Whether each (analysed row, theme) would be reported as a strength."""
         return self.positive >= 0.5
 
+    def labels_per_text(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per text and theme: (detected, reported as a strength); False where not analysed."""
+        return self.per_text(self.detected, False), self.per_text(self.is_positive(), False)
+
     def predictions(self) -> list[Prediction]:
         """One :class:`Prediction` per text, in order (identical texts share one object)."""
         pos_name, neg_name = self.polarities

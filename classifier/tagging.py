@@ -71,8 +71,7 @@ def scores_frame(
 
     Built column by column from the arrays: no per-text Python objects.
     """
-    detected = batch.per_text(batch.detected, False)
-    is_positive = batch.per_text(batch.is_positive(), False)
+    detected, is_positive = batch.labels_per_text()
     presence = batch.per_text(batch.presence, np.nan)
     labels = np.full(len(batch), "", dtype=object)
     polarity_columns, score_columns, evidence_columns = {}, {}, {}
@@ -154,8 +153,7 @@ class TagSummary:
         self.rows_empty_text += statuses[STATUS_EMPTY]
         self.rows_not_text += statuses[STATUS_NOT_TEXT]
         # Per text, not per distinct text: a repeated comment counts every time.
-        detected = batch.per_text(batch.detected, False)
-        is_positive = batch.per_text(batch.is_positive(), False)
+        detected, is_positive = batch.labels_per_text()
         with_theme = int(detected.any(axis=1).sum())
         self.rows_with_theme += with_theme
         self.rows_no_theme += statuses[STATUS_OK] - with_theme
