@@ -42,10 +42,12 @@ def main() -> None:
     if args.smoke:
         args.batches, args.batch_size = 2, 100
     model = load_model(args.model or default_model_path())
+    if hasattr(model, "compile"):  # estimators from a .skops file: profile what they compile to
+        model = model.compile()
     pre = model.preprocessor_
     model.classify_many(make_texts(100 if args.smoke else WARM_UP_TEXTS, seed=99), explain=False)
     nlp = build_nlp(negation=pre.negation, max_scope=pre.max_scope)
-    words, chars = (part for _, part in model.vectorizer_.transformer_list)
+    words, chars = model.parts
     times: dict[str, list[float]] = {}
 
     def timed(stage: str, function, *arguments):

@@ -10,17 +10,28 @@ For every theme of the codebook the model learns two things from the same TF-IDF
 * polarity: a logistic regression trained on the texts that carry the theme, telling a strength
   from a concern.
 
-Evidence for a detected theme is the sentence (or sentences) that the theme's presence model
-scores highest, so the explanation comes from the same model as the tag.
+Real survey comments are the texts the model is used on, but most training texts were written
+for the corpus. With ``target_domain`` the features are augmented as in Daumé III (2007),
+"Frustratingly easy domain adaptation": every feature has a shared copy and a copy that is
+non-zero only on real (target-domain) rows, so the model can learn where real text differs.
+Every text the model tags is treated as real, so the two coefficient sets fold into one
+(shared + real) and inference costs nothing extra.
+
+Evidence for a detected theme is the sentence (or sentences) that reach the theme's threshold
+under the same presence model, so the explanation comes from the same model as the tag.
+
+After fitting, :meth:`ThemeClassifier.compile` turns the estimators into a
+:class:`~classifier.inference.CompiledModel` (arrays only); classification runs on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
-from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin
+from scipy import sparse
+from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
@@ -29,24 +40,12 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.utils.validation import check_is_fitted
 
 from classifier._errors import ClassifierError
+from classifier._versions import library_versions
 from classifier.codebook import load_codebook
 from classifier.features import TfidfFeatures
-from classifier.prediction import (
-    STATUS_EMPTY,
-    STATUS_NOT_TEXT,
-    STATUS_OK,
-    BatchScores,
-    Prediction,
-)
-from classifier.preprocessing import Sentence, SpacyPreprocessor
-
-EVIDENCE_SEPARATOR = " … "
-
-
-def _text_status(value: object) -> str:
-    if not isinstance(value, str):
-        return STATUS_NOT_TEXT
-    return STATUS_OK if value.strip() else STATUS_EMPTY
+from classifier.inference import CompiledModel
+from classifier.prediction import BatchScores, Prediction
+from classifier.preprocessing import SpacyPreprocessor
 
 
 def check_labels(
@@ -70,13 +69,26 @@ def check_labels(
     return checked
 
 
-class ThemeClassifier(ClassifierMixin, BaseEstimator):
+def augment(features, target: np.ndarray | None):
+    """Daumé's feature augmentation: ``[X, X on target rows only]``.
+
+    ``target`` is a boolean per row (True: a real text); None treats every row as real, which
+    is how the model sees the texts it tags.
+    """
+    if target is None:
+        return sparse.hstack([features, features], format="csr")
+    mask = sparse.diags(np.asarray(target, dtype=features.dtype))
+    return sparse.hstack([features, mask @ features], format="csr")
+
+
+class ThemeClassifier(BaseEstimator):
     """Tag texts with codebook themes, each with a polarity, a calibrated score and evidence.
 
     Parameters
     ----------
     codebook : str or None, default=None
-        Path of the codebook TOML whose themes to learn; None uses the packaged codebook.
+        Path of the codebook TOML whose themes to learn; None uses the packaged codebook. The
+        codebook's content is stored in the fitted model, so the file is not needed afterwards.
     negation : bool, default=True
         Mark tokens in a negation scope (see :class:`SpacyPreprocessor`).
     max_scope : int, default=8
@@ -90,6 +102,9 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         Ignore n-grams seen in fewer training texts.
     C : float, default=4.0
         Inverse regularisation strength of the logistic regressions.
+    domain_adaptation : bool, default=True
+        Augment the features (see the module docstring) when ``fit`` is given ``target_domain``
+        with both real and other rows.
     calibration : {"sigmoid", "isotonic"}, default="sigmoid"
         Calibration method of the presence scores.
     cv : int, default=5
@@ -106,8 +121,12 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         Theme ids, in codebook order.
     polarities_ : tuple of str
         The (positive, negative) polarity names.
+    codebook_ : dict
+        Name, version and TOML text of the codebook the model learned.
     preprocessor_ : SpacyPreprocessor
     vectorizer_ : FeatureUnion of TfidfFeatures (word and character n-grams)
+    augmented_ : bool
+        Whether the estimators were fitted on augmented (shared + real) features.
     presence_ : dict of str to TunedThresholdClassifierCV
     polarity_ : dict of str to LogisticRegression (or DummyClassifier when one polarity is absent)
     thresholds_ : dict of str to float
@@ -116,8 +135,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     Examples
     --------
     >>> from classifier import ThemeClassifier
-    >>> model = ThemeClassifier().fit(texts, labels)            # doctest: +SKIP
-    >>> model.predict(["She cancelled twice this month."])      # doctest: +SKIP
+    >>> model = ThemeClassifier().fit(texts, labels, target_domain=is_real)   # doctest: +SKIP
+    >>> model.predict(["She cancelled twice this month."])                     # doctest: +SKIP
     [{'boundaries': 'negative'}]
     """
 
@@ -130,6 +149,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         char_ngram_range: tuple[int, int] | None = (3, 5),
         min_df: int = 2,
         C: float = 4.0,
+        domain_adaptation: bool = True,
         calibration: str = "sigmoid",
         cv: int = 5,
         n_thresholds: int = 100,
@@ -142,27 +162,47 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         self.char_ngram_range = char_ngram_range
         self.min_df = min_df
         self.C = C
+        self.domain_adaptation = domain_adaptation
         self.calibration = calibration
         self.cv = cv
         self.n_thresholds = n_thresholds
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Sequence[object], y: Sequence[Mapping[str, str]]) -> ThemeClassifier:
-        """Learn every theme of the codebook from texts ``X`` and label dicts ``y``."""
+    def fit(
+        self,
+        X: Sequence[object],
+        y: Sequence[Mapping[str, str]],
+        target_domain: Sequence[bool] | None = None,
+    ) -> ThemeClassifier:
+        """Learn every theme of the codebook from texts ``X`` and label dicts ``y``.
+
+        Parameters
+        ----------
+        X : sequence of str
+        y : sequence of dict
+            ``{theme: polarity}`` per text; ``{}`` for a text with no theme.
+        target_domain : sequence of bool, optional
+            True for texts of the kind the model will tag (real feedback), False for auxiliary
+            texts (written for the corpus). Used for domain adaptation.
+        """
         codebook = load_codebook(self.codebook)
         texts = list(X)
         labels = check_labels(list(y), codebook.theme_ids, codebook.polarities)
         if len(texts) != len(labels):
             raise ClassifierError(f"{len(texts)} texts but {len(labels)} label rows")
-
-        from classifier.persistence import library_versions
+        target = None if target_domain is None else np.asarray(target_domain, dtype=bool)
+        if target is not None and len(target) != len(texts):
+            raise ClassifierError(f"{len(texts)} texts but {len(target)} target_domain flags")
 
         self.versions_ = library_versions()
         self.themes_ = codebook.theme_ids
         self.polarities_ = tuple(codebook.polarities)
-        self.codebook_name_ = codebook.name
-        self.codebook_version_ = codebook.version
+        self.codebook_ = {
+            "name": codebook.name,
+            "version": codebook.version,
+            "toml": Path(codebook.path).read_text(encoding="utf-8") if codebook.path else "",
+        }
         self.preprocessor_ = SpacyPreprocessor(negation=self.negation, max_scope=self.max_scope)
         self.vectorizer_ = self._vectorizer()
         presence_targets = {}
@@ -176,6 +216,11 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
                 )
             presence_targets[theme] = present
         features = self.vectorizer_.fit_transform(self.preprocessor_.transform(texts))
+        self.augmented_ = bool(
+            self.domain_adaptation and target is not None and 0 < target.sum() < len(target)
+        )
+        if self.augmented_:
+            features = augment(features, target)
 
         positive = self.polarities_[0]
         self.presence_, self.polarity_, self.thresholds_ = {}, {}, {}
@@ -202,34 +247,40 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             else:
                 polarity = self._logistic_regression()
             self.polarity_[theme] = polarity.fit(features[rows], is_positive)
-        self._compile_linear()
+        self.__dict__.pop("_compiled", None)
         return self
 
-    def _compile_linear(self) -> None:
-        """Collect every theme's fitted coefficients into one matrix for fast prediction.
+    def compile(self) -> CompiledModel:
+        """The fitted model as arrays (:class:`CompiledModel`): what inference runs and saves.
 
-        Calling 12+ scikit-learn estimators per batch costs ~70 input validations per text,
-        which dominated single-text latency. The numbers are the estimators' own (tested to
-        match their predict_proba); the estimators stay in the model as the reference.
+        Every theme's coefficients go into one matrix, so a batch is scored with one sparse
+        product instead of 12+ estimator calls (each validating its input). With augmented
+        features the shared and real coefficients are added up: every tagged text is real.
         """
-        n_features = len(
-            self.presence_[self.themes_[0]].estimator_.calibrated_classifiers_[0].estimator.coef_[0]
-        )
-        coef = np.zeros((n_features, 2 * len(self.themes_)))
-        intercept = np.zeros(2 * len(self.themes_))
-        self.sigmoid_a_ = np.zeros(len(self.themes_))
-        self.sigmoid_b_ = np.zeros(len(self.themes_))
+        check_is_fitted(self, "presence_")
+        compiled = self.__dict__.get("_compiled")
+        if compiled is not None:
+            return compiled
+        n_themes = len(self.themes_)
+        first = self.presence_[self.themes_[0]].estimator_.calibrated_classifiers_[0]
+        n_columns = len(first.estimator.coef_[0])
+        coef = np.zeros((n_columns, 2 * n_themes))
+        intercept = np.zeros(2 * n_themes)
+        sigmoid_a, sigmoid_b, iso_x, iso_y = np.zeros(n_themes), np.zeros(n_themes), [], []
         for col, theme in enumerate(self.themes_):
             calibrated = self.presence_[theme].estimator_.calibrated_classifiers_[0]
             coef[:, col] = calibrated.estimator.coef_[0]
             intercept[col] = calibrated.estimator.intercept_[0]
             calibrator = calibrated.calibrators[0]
             if self.calibration == "sigmoid":
-                self.sigmoid_a_[col], self.sigmoid_b_[col] = calibrator.a_, calibrator.b_
+                sigmoid_a[col], sigmoid_b[col] = calibrator.a_, calibrator.b_
+            else:
+                iso_x.append(np.asarray(calibrator.X_thresholds_, dtype=float))
+                iso_y.append(np.asarray(calibrator.y_thresholds_, dtype=float))
             polarity = self.polarity_[theme]
             if isinstance(polarity, LogisticRegression):
-                coef[:, len(self.themes_) + col] = polarity.coef_[0]
-                intercept[len(self.themes_) + col] = polarity.intercept_[0]
+                coef[:, n_themes + col] = polarity.coef_[0]
+                intercept[n_themes + col] = polarity.intercept_[0]
             else:  # DummyClassifier: a constant probability, as a bias-only logit
                 prior = (
                     float(polarity.class_prior_[list(polarity.classes_).index(1)])
@@ -237,9 +288,34 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
                     else 0.0
                 )
                 prior = min(max(prior, 1e-9), 1 - 1e-9)
-                intercept[len(self.themes_) + col] = np.log(prior / (1 - prior))
-        self.linear_coef_ = coef
-        self.linear_intercept_ = intercept
+                intercept[n_themes + col] = np.log(prior / (1 - prior))
+        if getattr(self, "augmented_", False):
+            half = n_columns // 2
+            coef = coef[:half] + coef[half:]
+        calibration = (
+            {"method": "sigmoid", "a": sigmoid_a, "b": sigmoid_b}
+            if self.calibration == "sigmoid"
+            else {"method": "isotonic", "x": iso_x, "y": iso_y}
+        )
+        compiled = CompiledModel(
+            themes=self.themes_,
+            polarities=self.polarities_,
+            preprocessor=SpacyPreprocessor(**self.preprocessor_.get_params()),
+            parts=[part.to_ngram_tfidf() for part in self._parts()],
+            coef=coef,
+            intercept=intercept,
+            calibration=calibration,
+            thresholds=np.array([self.thresholds_[theme] for theme in self.themes_]),
+            codebook=getattr(self, "codebook_", {}),
+            info={"versions": self.versions_, "parameters": self.get_params()},
+        )
+        self._compiled = compiled
+        return compiled
+
+    def _parts(self) -> list[TfidfFeatures]:
+        if isinstance(self.vectorizer_, FeatureUnion):
+            return [part for _, part in self.vectorizer_.transformer_list]
+        return [self.vectorizer_]
 
     def _vectorizer(self):
         words = TfidfFeatures(
@@ -268,148 +344,38 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     def _folds(self) -> StratifiedKFold:
         return StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
 
+    def estimator_features(self, X: Sequence[object]):
+        """The feature matrix the fitted estimators take for texts tagged as real."""
+        check_is_fitted(self, "presence_")
+        features = self.vectorizer_.transform(self.preprocessor_.transform(list(X)))
+        return augment(features, None) if self.augmented_ else features
+
     # --------------------------------------------------------------- prediction
+    # All of these run on the compiled model, so a researcher's estimator and the shipped
+    # model file give the same numbers.
     def predict_proba(self, X: Sequence[object]) -> np.ndarray:
         """Calibrated probability that each theme is present: shape (n_texts, n_themes)."""
-        check_is_fitted(self, "presence_")
-        return self._presence_scores(self._features(X))
+        return self.compile().predict_proba(X)
 
     def predict(self, X: Sequence[object]) -> list[dict[str, str]]:
         """Label dicts ``{theme: polarity}`` (detected themes only), one per text."""
-        return [prediction.labels for prediction in self.classify_many(X, explain=False)]
+        return self.compile().predict(X)
 
     def classify(self, text: object, explain: bool = True) -> Prediction:
         """Classify one text. See :meth:`classify_many`."""
-        return self.classify_many([text], explain=explain)[0]
+        return self.compile().classify(text, explain=explain)
 
     def classify_many(
         self, texts: Iterable[object], explain: bool = True, batch_size: int = 5000
     ) -> list[Prediction]:
-        """Classify texts; the result has the same length and order as ``texts``.
-
-        Parameters
-        ----------
-        texts : iterable of str
-            Anything iterable; non-strings and empty strings come back untagged with a status.
-        explain : bool, default=True
-            Find the evidence sentence(s) of every detected theme (costs extra time).
-        batch_size : int, default=5000
-            Texts analysed at a time, which bounds memory.
-        """
-        check_is_fitted(self, "presence_")
-        texts = list(texts)
-        predictions: list[Prediction] = []
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start : start + batch_size]
-            predictions.extend(self.score_batch(batch, explain).predictions())
-        return predictions
-
-    def _features(self, texts: Sequence[object]):
-        return self._vectorize(self.preprocessor_.transform(texts))
-
-    def _vectorize(self, docs: Sequence[str]) -> list:
-        """The feature matrices of the vectorizer's parts (words, characters), not stacked.
-
-        Scoring multiplies each part by its own rows of the coefficients, which gives the same
-        logits as stacking first; ``sparse.hstack`` cost ~0.4 ms a call, a fifth of the latency
-        of classifying one text.
-        """
-        if isinstance(self.vectorizer_, FeatureUnion):
-            return [part.transform(docs) for _, part in self.vectorizer_.transformer_list]
-        return [self.vectorizer_.transform(docs)]
-
-    def _scores(self, features) -> tuple[np.ndarray, np.ndarray]:
-        """(presence probability, probability of the positive polarity), each (n, n_themes).
-
-        ``features`` is one matrix over all features, or the list of parts from ``_vectorize``.
-        """
-        parts = features if isinstance(features, list) else [features]
-        n_themes, n_rows = len(self.themes_), parts[0].shape[0]
-        if n_rows == 0:
-            return np.zeros((0, n_themes)), np.zeros((0, n_themes))
-        logits = np.tile(self.linear_intercept_, (n_rows, 1))
-        offset = 0
-        for part in parts:
-            logits += part @ self.linear_coef_[offset : offset + part.shape[1]]
-            offset += part.shape[1]
-        positive = expit(logits[:, n_themes:])
-        if self.calibration == "sigmoid":
-            presence = expit(-(self.sigmoid_a_ * logits[:, :n_themes] + self.sigmoid_b_))
-        else:  # isotonic calibration has no closed form: ask the estimators
-            from scipy import sparse
-
-            stacked = sparse.hstack(parts, format="csr")
-            presence = np.column_stack(
-                [self.presence_[theme].predict_proba(stacked)[:, 1] for theme in self.themes_]
-            )
-        return presence, positive
-
-    def _presence_scores(self, features) -> np.ndarray:
-        return self._scores(features)[0]
+        """Classify texts; same length and order as ``texts`` (see ``CompiledModel``)."""
+        return self.compile().classify_many(texts, explain=explain, batch_size=batch_size)
 
     def score_batch(self, texts: Sequence[object], explain: bool = False) -> BatchScores:
-        """Classify one batch of texts into arrays (see :class:`BatchScores`).
+        """Classify one batch of texts into arrays (see :class:`BatchScores`)."""
+        return self.compile().score_batch(texts, explain=explain)
 
-        What the batch CLI uses: it writes columns straight from the arrays instead of building
-        a :class:`Prediction` per text. Memory grows with the batch; :meth:`classify_many`
-        splits long inputs into batches.
-        """
-        check_is_fitted(self, "presence_")
-        statuses = [_text_status(text) for text in texts]
-        # Exports repeat themselves ("Nothing", "All good"): analyse each distinct text once.
-        distinct: dict[str, int] = {}
-        rows = np.full(len(statuses), -1, dtype=np.int64)
-        for i, (text, status) in enumerate(zip(texts, statuses, strict=True)):
-            if status == STATUS_OK:
-                rows[i] = distinct.setdefault(text, len(distinct))
-        unique = list(distinct)
-        analysed = list(self.preprocessor_.analyse(unique, sentences=explain)) if unique else []
-        presence, positive = self._scores(self._vectorize([doc for doc, _ in analysed]))
-        thresholds = np.array([self.thresholds_[theme] for theme in self.themes_])
-        detected = presence >= thresholds
-        evidence: dict[tuple[int, int], str] = {}
-        if explain and unique:
-            evidence = self._evidence(unique, [sents for _, sents in analysed], detected)
-        return BatchScores(
-            themes=tuple(self.themes_),
-            polarities=tuple(self.polarities_),
-            status=statuses,
-            row=rows,
-            presence=presence,
-            positive=positive,
-            detected=detected,
-            evidence=evidence,
-        )
-
-    def _evidence(
-        self, texts: Sequence[str], sentences: Sequence[list[Sentence]], detected: np.ndarray
-    ) -> dict[tuple[int, int], str]:
-        """Pick, per detected (text, theme), the sentence(s) its presence model scores highest."""
-        evidence: dict[tuple[int, int], str] = {}
-        owners, spans, sentence_features = [], [], []
-        for row, sents in enumerate(sentences):
-            if not detected[row].any():
-                continue
-            if len(sents) <= 1:  # one sentence: the evidence is the whole text
-                for col in np.flatnonzero(detected[row]):
-                    evidence[(row, col)] = texts[row].strip()
-                continue
-            for sent in sents:
-                owners.append(row)
-                spans.append(sent)
-                sentence_features.append(sent.features)
-        if not owners:
-            return evidence
-        scores = self._presence_scores(self._vectorize(sentence_features))
-        owners_arr = np.asarray(owners)
-        for row in np.unique(owners_arr):
-            members = np.flatnonzero(owners_arr == row)
-            for col in np.flatnonzero(detected[row]):
-                theme_scores = scores[members, col]
-                chosen = members[theme_scores >= self.thresholds_[self.themes_[col]]]
-                if len(chosen) == 0:
-                    chosen = members[[int(np.argmax(theme_scores))]]
-                evidence[(row, col)] = EVIDENCE_SEPARATOR.join(
-                    texts[row][spans[i].start : spans[i].end].strip() for i in chosen
-                )
-        return evidence
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("_compiled", None)  # rebuilt from the estimators on first use
+        return state

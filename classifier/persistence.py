@@ -1,9 +1,16 @@
-"""Saving and loading models safely with skops.
+"""Saving and loading models safely.
 
-A model file is loaded only if every type it contains is on :data:`ALLOWED_TYPES`: our own two
-classes and the handful of scikit-learn internals they are built from. Anything else (a crafted
-file carrying ``os.system``, say) is refused before a single object is created. Bare pickle or
-joblib files are never loaded.
+Two files per trained model, both safe to load from anywhere:
+
+* ``theme-classifier.npz``: the :class:`~classifier.inference.CompiledModel`, arrays and JSON read
+  with ``allow_pickle=False``. Tagging and ``classify()`` use it; loading it imports neither
+  scikit-learn nor skops.
+* ``theme-classifier.skops``: the fitted scikit-learn estimators, for researchers. It is loaded
+  only if every type it contains is on :data:`ALLOWED_TYPES`: our own classes and the handful of
+  scikit-learn internals they are built from. Anything else (a crafted file carrying
+  ``os.system``, say) is refused before a single object is created.
+
+Bare pickle or joblib files are never loaded.
 """
 
 from __future__ import annotations
@@ -15,10 +22,25 @@ from pathlib import Path
 
 from classifier._errors import ClassifierError
 from classifier._files import atomic_path
+from classifier._versions import VERSIONED_LIBRARIES, library_versions
 
-# The package root's sibling `models/` holds the shipped model (editable/source installs);
-# CLASSIFIER_MODEL points elsewhere, e.g. in a container.
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "theme-classifier.skops"
+MODEL_STEM = "theme-classifier"
+COMPILED_SUFFIX = ".npz"
+ESTIMATOR_SUFFIX = ".skops"
+
+
+def _packaged_models_dir() -> Path:
+    # The top-level models/ folder is installed as the package data of `classifier.models`
+    # (see pyproject.toml), so wheels and plain installs carry the shipped model too.
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("classifier.models")))
+    except ModuleNotFoundError:  # a source tree on sys.path without installing
+        return Path(__file__).resolve().parent.parent / "models"
+
+
+DEFAULT_MODEL_PATH = _packaged_models_dir() / f"{MODEL_STEM}{COMPILED_SUFFIX}"
 
 # Types skops does not trust by default but our model legitimately contains. Keep this list
 # explicit and short: a new entry is a security decision and belongs in code review.
@@ -39,25 +61,9 @@ ALLOWED_TYPES = frozenset(
     }
 )
 
-# Libraries whose version changes can change a model's numbers.
-VERSIONED_LIBRARIES = ("scikit-learn", "spacy", "numpy")
-
 
 class ModelVersionWarning(UserWarning):
     """The model was trained under other library versions than the ones installed."""
-
-
-def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries that shape a model's numbers."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for name in ("therapy-themes-classifier", *VERSIONED_LIBRARIES, "skops"):
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def default_model_path() -> Path:
@@ -66,40 +72,62 @@ def default_model_path() -> Path:
 
 
 def save_model(model, path: str | Path) -> Path:
-    """Write a fitted model to ``path`` with skops, atomically (temp file, then rename)."""
-    import skops.io as sio
+    """Write a fitted model to ``path``, atomically (temp file, then rename).
 
+    A ``.npz`` path gets the compiled model (what tagging loads); any other path the fitted
+    estimators, with skops. ``model`` is a fitted ThemeClassifier (or, for ``.npz``, a
+    CompiledModel).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == COMPILED_SUFFIX:
+        compiled = model.compile() if hasattr(model, "compile") else model
+        return compiled.save(path)
+    import skops.io as sio
+
     with atomic_path(path) as temporary:
         sio.dump(model, temporary)
     return path
 
 
 def load_model(path: str | Path | None = None):
-    """Load a :class:`~classifier.model.ThemeClassifier` from a skops file, safely.
+    """Load a model safely: a compiled ``.npz`` file, or estimators from a ``.skops`` file.
 
     Parameters
     ----------
     path : str or Path, optional
-        The model file; the default model when None.
+        The model file; the default (shipped) compiled model when None.
+
+    Returns
+    -------
+    CompiledModel or ThemeClassifier
+        Both classify, score batches and predict the same way.
 
     Raises
     ------
     ClassifierError
-        If the file is missing, not a skops file, or contains a type outside the allow-list.
+        If the file is missing, unreadable, inconsistent, or (skops) contains a type outside the
+        allow-list.
 
     Examples
     --------
     >>> from classifier import load_model
-    >>> model = load_model("models/theme-classifier.skops")          # doctest: +SKIP
+    >>> model = load_model()                                          # doctest: +SKIP
     >>> model.classify("She never once cancelled.").labels            # doctest: +SKIP
     {'boundaries': 'positive'}
     """
     resolved = Path(path) if path is not None else default_model_path()
-    return _load_cached(
-        str(resolved.resolve()), resolved.stat().st_mtime_ns if resolved.exists() else 0
-    )
+    key = (str(resolved.resolve()), resolved.stat().st_mtime_ns if resolved.exists() else 0)
+    if resolved.suffix == COMPILED_SUFFIX:
+        return _load_compiled_cached(*key)
+    return _load_cached(*key)
+
+
+@lru_cache(maxsize=4)
+def _load_compiled_cached(path: str, mtime_ns: int):
+    from classifier.inference import CompiledModel
+
+    return CompiledModel.load(path)
 
 
 @lru_cache(maxsize=4)

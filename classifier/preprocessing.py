@@ -1,4 +1,4 @@
-"""spaCy preprocessing: tokens, sentences and negation scope, as a scikit-learn transformer.
+"""spaCy preprocessing: tokens, sentences and negation scope, as a transformer.
 
 The pipeline is built from a config at load time (``spacy.blank("en")`` plus rule-based components),
 so nothing is downloaded and nothing spaCy-related is ever pickled or saved with a model: a model
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
 NEGATION_PREFIX = "NEG_"
 
@@ -172,8 +171,11 @@ class Sentence:
     features: str
 
 
-class SpacyPreprocessor(TransformerMixin, BaseEstimator):
+class SpacyPreprocessor:
     """Turn raw texts into strings of normalised, negation-marked tokens with spaCy.
+
+    Follows scikit-learn's transformer conventions (``fit``/``transform``, ``get_params``) without
+    inheriting from it: inference builds one too, and must not import scikit-learn.
 
     Parameters
     ----------
@@ -211,9 +213,29 @@ class SpacyPreprocessor(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.max_chars = max_chars
 
+    _PARAMS = ("negation", "max_scope", "keep_punct", "batch_size", "max_chars")
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's arguments (scikit-learn's ``clone`` uses this)."""
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def set_params(self, **params) -> SpacyPreprocessor:
+        for name, value in params.items():
+            if name not in self._PARAMS:
+                raise ValueError(f"SpacyPreprocessor has no parameter {name!r}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if v != _DEFAULTS[k]]
+        return f"SpacyPreprocessor({', '.join(changed)})"
+
     def fit(self, X: Iterable[object], y: object = None) -> SpacyPreprocessor:
         """Stateless: nothing is learned. Returns ``self``."""
         return self
+
+    def fit_transform(self, X: Iterable[object], y: object = None) -> list[str]:
+        return self.transform(X)
 
     def transform(self, X: Iterable[object]) -> list[str]:
         """Return one feature string per text, in order. Never raises on odd input."""
@@ -303,3 +325,6 @@ class SpacyPreprocessor(TransformerMixin, BaseEstimator):
         features[dropped] = ""
         flat = features.tolist()
         return [flat[start:end] for start, end in _bounds(lengths)]
+
+
+_DEFAULTS = SpacyPreprocessor().get_params()

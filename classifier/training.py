@@ -17,6 +17,7 @@ import pandas as pd
 
 from classifier._errors import ClassifierError
 from classifier._files import write_text_atomically
+from classifier._versions import library_versions
 from classifier.codebook import load_codebook
 from classifier.data import DEFAULT_CORPUS_PATH, corpus_hash, read_corpus
 from classifier.evaluation import (
@@ -26,7 +27,7 @@ from classifier.evaluation import (
     evaluate_on,
 )
 from classifier.model import ThemeClassifier
-from classifier.persistence import library_versions, save_model
+from classifier.persistence import save_model
 
 MODEL_FILE = "theme-classifier.skops"
 CARD_JSON = "model-card.json"

@@ -28,9 +28,13 @@ def corpus() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def tiny_corpus(corpus) -> pd.DataFrame:
-    train = corpus[corpus["split"] == "train"].head(TINY_TRAIN)
-    test = corpus[corpus["split"] == "test"].head(TINY_TEST)
-    return pd.concat([train, test], ignore_index=True)
+    # Half real, half authored rows, as the full corpus mixes them (domain adaptation needs both).
+    parts = []
+    for split, size in (("train", TINY_TRAIN), ("test", TINY_TEST)):
+        rows = corpus[corpus["split"] == split]
+        real = rows["source"] != "authored"
+        parts += [rows[real].head(size // 2), rows[~real].head(size - size // 2)]
+    return pd.concat(parts, ignore_index=True)
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +50,20 @@ def tiny_corpus_path(tiny_corpus, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_corpus) -> ThemeClassifier:
     train = tiny_corpus[tiny_corpus["split"] == "train"]
-    return ThemeClassifier(**TINY_PARAMS).fit(train["text"].tolist(), train["labels"].tolist())
+    return ThemeClassifier(**TINY_PARAMS).fit(
+        train["text"].tolist(),
+        train["labels"].tolist(),
+        target_domain=(train["source"] != "authored").tolist(),
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tiny_model, tmp_path_factory) -> Path:
-    return save_model(tiny_model, tmp_path_factory.mktemp("model") / "tiny.skops")
+    """The tiny model as tagging loads it: the compiled ``.npz`` file."""
+    return save_model(tiny_model, tmp_path_factory.mktemp("model") / "tiny.npz")
+
+
+@pytest.fixture(scope="session")
+def tiny_estimator_path(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model's fitted estimators, as researchers load them (skops)."""
+    return save_model(tiny_model, tmp_path_factory.mktemp("estimators") / "tiny.skops")

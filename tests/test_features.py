@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from classifier import features as features_module
+from classifier import vectorize as vectorize_module
 from classifier.features import TfidfFeatures, char_wb_ngrams
 from classifier.preprocessing import SpacyPreprocessor
 
@@ -30,7 +30,7 @@ WORDS = dict(
 @pytest.mark.parametrize("settings", [SETTINGS, WORDS, {**WORDS, "ngram_range": (2, 3)}])
 @pytest.mark.parametrize("small_batch", [0, 10**9], ids=["matrix-product", "direct"])
 def test_features_equal_scikit_learns(documents, settings, small_batch, monkeypatch):
-    monkeypatch.setattr(features_module, "SMALL_BATCH", small_batch)
+    monkeypatch.setattr(vectorize_module, "SMALL_BATCH", small_batch)
     ours = TfidfFeatures(**settings).fit(documents[:1000])
     reference = TfidfVectorizer(**settings).fit(documents[:1000])
     assert ours.vocabulary_ == reference.vocabulary_
@@ -49,21 +49,21 @@ def test_settings_without_a_fast_path_use_scikit_learns_transform(documents):
 
 
 def test_the_word_cache_is_bounded(documents, monkeypatch):
-    monkeypatch.setattr(features_module, "WORD_CACHE_SIZE", 50)
+    monkeypatch.setattr(vectorize_module, "WORD_CACHE_SIZE", 50)
     ours = TfidfFeatures(**SETTINGS).fit(documents[:1000])
     expected = TfidfVectorizer(**SETTINGS).fit(documents[:1000]).transform(documents[:40])
     for start in range(0, 40, 10):
         mine = ours.transform(documents[start : start + 10]).toarray()
         np.testing.assert_allclose(mine, expected[start : start + 10].toarray(), rtol=1e-5)
         batch_words = {w for doc in documents[start : start + 10] for w in doc.split()}
-        assert len(ours._word_rows) <= max(50, len(batch_words))
+        assert len(ours.to_ngram_tfidf()._word_rows) <= max(50, len(batch_words))
 
 
 def test_saved_state_holds_the_vocabulary_as_one_string_and_no_cache(documents):
     ours = TfidfFeatures(**SETTINGS).fit(documents[:1000])
     ours.transform(documents[:10])
     state = ours.__getstate__()
-    assert "_word_rows" not in state and "vocabulary_" not in state
+    assert "_ngram_tfidf" not in state and "vocabulary_" not in state
     assert isinstance(state["vocabulary_terms_"], str)
     restored = pickle.loads(pickle.dumps(ours))
     assert restored.vocabulary_ == ours.vocabulary_

@@ -73,7 +73,11 @@ def test_classify_many_keeps_length_and_order(tiny_model, texts, batch_size):
 
 def test_same_data_and_settings_give_the_same_model(tiny_corpus, tiny_model):
     train = tiny_corpus[tiny_corpus["split"] == "train"]
-    again = ThemeClassifier(**TINY_PARAMS).fit(train["text"].tolist(), train["labels"].tolist())
+    again = ThemeClassifier(**TINY_PARAMS).fit(
+        train["text"].tolist(),
+        train["labels"].tolist(),
+        target_domain=(train["source"] != "authored").tolist(),
+    )
     texts = tiny_corpus["text"].tolist()
     np.testing.assert_array_equal(again.predict_proba(texts), tiny_model.predict_proba(texts))
     assert again.thresholds_ == tiny_model.thresholds_
@@ -103,20 +107,53 @@ def test_too_few_examples_of_a_theme_is_a_clear_error():
 
 def test_compiled_scores_match_the_scikit_learn_estimators(tiny_model, tiny_corpus):
     texts = tiny_corpus["text"].tolist()[:80]
-    features = tiny_model.vectorizer_.transform(tiny_model.preprocessor_.transform(texts))
-    presence, positive = tiny_model._scores(features)
+    # The estimators see the augmented features of a real text; the compiled model folds them.
+    assert tiny_model.augmented_
+    features = tiny_model.estimator_features(texts)
+    compiled = tiny_model.compile()
+    presence = compiled.predict_proba(texts)
+    positive = compiled.score_batch(texts).per_text(compiled.score_batch(texts).positive)
     for col, theme in enumerate(tiny_model.themes_):
         expected = tiny_model.presence_[theme].predict_proba(features)[:, 1]
         np.testing.assert_allclose(presence[:, col], expected, rtol=1e-5, atol=1e-6)
         polarity = tiny_model.polarity_[theme]
         expected = polarity.predict_proba(features)[:, list(polarity.classes_).index(1)]
         np.testing.assert_allclose(positive[:, col], expected, rtol=1e-5, atol=1e-6)
+        labels = tiny_model.presence_[theme].predict(features)
+        np.testing.assert_array_equal(presence[:, col] >= compiled.thresholds[col], labels == 1)
 
 
-def test_isotonic_calibration_takes_the_estimator_path(tiny_corpus):
+@pytest.mark.parametrize("adapt", [True, False])
+def test_domain_adaptation_only_with_both_domains(tiny_corpus, adapt):
+    train = tiny_corpus[tiny_corpus["split"] == "train"]
+    real = (train["source"] != "authored").tolist()
+    model = ThemeClassifier(**TINY_PARAMS, domain_adaptation=adapt).fit(
+        train["text"].tolist(), train["labels"].tolist(), target_domain=real
+    )
+    n_features = sum(part.n_features for part in model.compile().parts)
+    first = model.presence_[model.themes_[0]].estimator_.calibrated_classifiers_[0].estimator
+    assert model.augmented_ is adapt
+    assert first.coef_.shape[1] == (2 * n_features if adapt else n_features)
+    everything_real = ThemeClassifier(**TINY_PARAMS).fit(
+        train["text"].tolist(), train["labels"].tolist(), target_domain=[True] * len(train)
+    )
+    assert not everything_real.augmented_
+
+
+def test_target_domain_must_match_the_texts(tiny_corpus):
+    with pytest.raises(ClassifierError, match="target_domain"):
+        ThemeClassifier().fit(["a", "b"], [{}, {}], target_domain=[True])
+
+
+def test_isotonic_calibration_compiles_to_the_estimators_numbers(tiny_corpus):
     train = tiny_corpus[tiny_corpus["split"] == "train"]
     model = ThemeClassifier(**TINY_PARAMS, calibration="isotonic").fit(
         train["text"].tolist(), train["labels"].tolist()
     )
-    scores = model.predict_proba(["She cancelled twice.", "I felt judged."])
-    assert scores.shape == (2, len(model.themes_)) and ((scores >= 0) & (scores <= 1)).all()
+    texts = tiny_corpus["text"].tolist()[:60]
+    scores = model.predict_proba(texts)
+    features = model.estimator_features(texts)
+    for col, theme in enumerate(model.themes_):
+        expected = model.presence_[theme].predict_proba(features)[:, 1]
+        # float32 features: logits agree to ~1e-6, and interpolation can stretch that a little.
+        np.testing.assert_allclose(scores[:, col], expected, atol=1e-4)
