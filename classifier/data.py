@@ -38,7 +38,10 @@ class Requirements:
     min_per_cell: int = 150
     min_no_theme_share: float = 0.12
     min_multi_theme_share: float = 0.20
-    min_mixed_polarity_share: float = 0.10
+    # Real survey answers rarely mix polarity (under 1% of our real rows: each answers "what was
+    # good?" or "what could we do better?"); the authored rows carry the mixed cases (18%).
+    # Now that half the corpus is real, 10% overall is out of reach without dropping real rows.
+    min_mixed_polarity_share: float = 0.08
 
 
 @dataclass
