@@ -6,6 +6,7 @@ dicts, so the model and the baselines are scored by the same code on the same sp
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 
@@ -72,6 +73,21 @@ def theme_metrics(
             for i, theme in enumerate(themes)
         }
     return result
+
+
+def presence_kappas(
+    y_true: Sequence[Labels], y_pred: Sequence[Labels], themes: Sequence[str]
+) -> dict[str, float]:
+    """Cohen's kappa of theme presence between two sets of labels, per theme and their mean."""
+    from sklearn.metrics import cohen_kappa_score
+
+    kappas = {}
+    for theme in themes:
+        a = [theme in labels for labels in y_true]
+        b = [theme in labels for labels in y_pred]
+        kappas[theme] = float(cohen_kappa_score(a, b)) if len(set(a) | set(b)) > 1 else 1.0
+    kappas["mean"] = float(np.mean([kappas[theme] for theme in themes]))
+    return kappas
 
 
 def polarity_of(text_scores: Mapping[str, int], positive: str, negative: str) -> str:
@@ -190,11 +206,17 @@ def cross_validate(
     codebook: Codebook | None = None,
     folds: int = 5,
     random_state: int = 0,
+    target_domain: Sequence[bool] | None = None,
 ) -> dict:
     """K-fold cross-validation, stratified over theme x polarity cells (iterative stratification).
 
-    Returns the mean and standard deviation across folds of macro F1, micro F1 and polarity
-    accuracy, and the per-fold values.
+    With ``target_domain`` only the target (real) rows are split into folds and scored: every
+    fold trains on all other rows, auxiliary ones included, and is measured on held-out real
+    rows only, which is how model choices for real text are made. Estimators whose ``fit``
+    takes ``target_domain`` are given it.
+
+    Returns the mean and standard deviation across folds of macro F1, micro F1, polarity
+    accuracy and the share of no-theme texts left untagged, and the per-fold values.
     """
     import pandas as pd
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
@@ -203,19 +225,30 @@ def cross_validate(
 
     codebook = codebook or load_codebook(getattr(estimator, "codebook", None))
     texts, labels = list(texts), [dict(label) for label in labels]
-    targets = label_matrix(pd.Series(labels), codebook)
+    target = (
+        np.ones(len(texts), dtype=bool)
+        if target_domain is None
+        else np.asarray(target_domain, dtype=bool)
+    )
+    scored = np.flatnonzero(target)
+    auxiliary = np.flatnonzero(~target)
+    targets = label_matrix(pd.Series([labels[i] for i in scored]), codebook)
     splitter = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
+    takes_domain = "target_domain" in inspect.signature(estimator.fit).parameters
     per_fold = []
-    for train_index, test_index in splitter.split(np.zeros(len(texts)), targets):
+    for train_part, test_part in splitter.split(np.zeros(len(scored)), targets):
+        train_index = np.concatenate([auxiliary, scored[train_part]])
+        test_index = scored[test_part]
+        extra = {"target_domain": target[train_index].tolist()} if takes_domain else {}
         model = clone(estimator).fit(
-            [texts[i] for i in train_index], [labels[i] for i in train_index]
+            [texts[i] for i in train_index], [labels[i] for i in train_index], **extra
         )
         predicted = model.predict([texts[i] for i in test_index])
         per_fold.append(
             theme_metrics([labels[i] for i in test_index], predicted, codebook.theme_ids)
         )
-    summary = {"folds": folds}
-    for key in ("macro_f1", "micro_f1", "polarity_accuracy"):
+    summary = {"folds": folds, "scored_rows": "target domain" if target_domain else "all"}
+    for key in ("macro_f1", "micro_f1", "polarity_accuracy", "untagged_share_of_no_theme"):
         values = np.array([fold[key] for fold in per_fold])
         summary[key] = {
             "mean": float(values.mean()),

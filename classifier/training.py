@@ -25,6 +25,8 @@ from classifier.evaluation import (
     TfidfSvcBaseline,
     cross_validate,
     evaluate_on,
+    presence_kappas,
+    theme_metrics,
 )
 from classifier.model import ThemeClassifier
 from classifier.persistence import save_model
@@ -49,9 +51,48 @@ def split_corpus(corpus: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return train, test
 
 
+REAL = "real"  # every row not written for the corpus: the rows the model is for
+
+
+def is_real(frame: pd.DataFrame) -> pd.Series:
+    """Rows of real feedback (any source but ``authored``)."""
+    return frame["source"] != "authored"
+
+
 def _groups(test: pd.DataFrame) -> dict[str, pd.Series]:
+    groups = {}
+    if is_real(test).any() and not is_real(test).all():
+        groups[REAL] = is_real(test)
+    for source in sorted(test["source"].unique()):
+        groups[f"source={source}"] = test["source"] == source
+    return groups
+
+
+def coder_agreement(model, test: pd.DataFrame) -> dict | None:
+    """Model-vs-coder next to coder-vs-coder agreement on the double-coded test rows.
+
+    Coder-vs-coder agreement is the honest ceiling: a model cannot be expected to agree with one
+    coder more than a second coder does. Returns None when no test row is double-coded.
+    """
+    if "double_coded" not in test:
+        return None
+    coded = test[test["double_coded"].map(lambda value: isinstance(value, dict))]
+    if coded.empty:
+        return None
+    first = coded["double_coded"].map(lambda value: value["first"]).tolist()
+    second = coded["double_coded"].map(lambda value: value["second"]).tolist()
+    predicted = model.predict(coded["text"].tolist())
+    themes = model.themes_
     return {
-        f"source={source}": test["source"] == source for source in sorted(test["source"].unique())
+        "n_texts": len(coded),
+        "coder_vs_coder": theme_metrics(first, second, themes),
+        "model_vs_first_coder": theme_metrics(first, predicted, themes),
+        "model_vs_second_coder": theme_metrics(second, predicted, themes),
+        "model_vs_final_labels": theme_metrics(coded["labels"].tolist(), predicted, themes),
+        "presence_kappa_coder_vs_coder": presence_kappas(first, second, themes),
+        "presence_kappa_model_vs_final": presence_kappas(
+            coded["labels"].tolist(), predicted, themes
+        ),
     }
 
 
@@ -62,13 +103,20 @@ def evaluate_model(
     cv_folds: int = 5,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict:
-    """Test-split metrics (all rows and per source), baselines and CV on the train split."""
+    """Test-split metrics (all rows, real rows, per source), coder agreement, baselines, CV.
+
+    Cross-validation folds the train split's real rows and scores only them (authored rows are
+    always training data), as model choices for real text are made.
+    """
     train, test = split_corpus(corpus)
     report: dict = {"n_train": len(train), "n_test": len(test)}
     log("scoring the model on the test split")
     report["test"] = {"all": evaluate_on(model, test["text"], test["labels"])}
     for name, mask in _groups(test).items():
         report["test"][name] = evaluate_on(model, test[mask]["text"], test[mask]["labels"])
+    agreement = coder_agreement(model, test)
+    if agreement:
+        report["coder_agreement"] = agreement
     if baselines:
         report["baselines"] = {}
         for name, baseline in (
@@ -87,12 +135,15 @@ def evaluate_model(
                 },
             }
     if cv_folds:
-        log(f"{cv_folds}-fold cross-validation on the train split")
+        real = is_real(train)
+        scored = "real rows" if real.any() and not real.all() else "all rows"
+        log(f"{cv_folds}-fold cross-validation on the train split ({scored} scored)")
         report["cross_validation"] = cross_validate(
             ThemeClassifier(**model.get_params()),
             train["text"].tolist(),
             train["labels"].tolist(),
             folds=cv_folds,
+            target_domain=real.tolist() if scored == "real rows" else None,
         )
     return report
 
@@ -114,7 +165,11 @@ def train_model(
     model_params = {"codebook": codebook_path, **(params or {})}
 
     log(f"fitting on {len(train):,} training texts")
-    model = ThemeClassifier(**model_params).fit(train["text"].tolist(), train["labels"].tolist())
+    model = ThemeClassifier(**model_params).fit(
+        train["text"].tolist(),
+        train["labels"].tolist(),
+        target_domain=is_real(train).tolist(),
+    )
     report = evaluate_model(model, corpus, baselines=True, cv_folds=cv_folds, log=log)
 
     if ablation and cv_folds:
@@ -124,11 +179,13 @@ def train_model(
                 report["ablation"][name] = report["cross_validation"]
                 continue
             log(f"ablation: {name}")
+            real = is_real(train)
             cv = cross_validate(
                 ThemeClassifier(**{**model_params, **change}),
                 train["text"].tolist(),
                 train["labels"].tolist(),
                 folds=cv_folds,
+                target_domain=real.tolist() if real.any() and not real.all() else None,
             )
             report["ablation"][name] = cv
 
@@ -173,10 +230,12 @@ def render_metrics(report: dict) -> str:
         f"Test split: {report['n_test']:,} texts never used for training or tuning "
         f"(train split: {report['n_train']:,}).",
         "",
+        f"Per theme, on the test split's {'real' if REAL in test else ''} rows:".replace("  ", " "),
+        "",
         "| theme | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
     ]
-    for theme, m in test["all"]["per_theme"].items():
+    for theme, m in test[REAL if REAL in test else "all"]["per_theme"].items():
         lines.append(
             f"| {theme} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} "
             f"| {m['support']} |"
@@ -192,25 +251,62 @@ def render_metrics(report: dict) -> str:
             f"| {group} | {m['n_texts']} | {_f(m['macro_f1'])} | {_f(m['micro_f1'])} | "
             f"{_f(m['polarity_accuracy'])} | {_f(m['untagged_share_of_no_theme'])} |"
         )
+    if "coder_agreement" in report:
+        agreement = report["coder_agreement"]
+        rows = [
+            ("coder 1 vs coder 2 (the ceiling)", "coder_vs_coder"),
+            ("this model vs coder 1", "model_vs_first_coder"),
+            ("this model vs coder 2", "model_vs_second_coder"),
+            ("this model vs final labels", "model_vs_final_labels"),
+        ]
+        lines += [
+            "",
+            f"Agreement on the {agreement['n_texts']} double-coded real test rows (two coders, "
+            "blind to each other; final labels adjudicated):",
+            "",
+            "| comparison | micro F1 | macro F1 | polarity agreement | no-theme untagged |",
+            "|---|---|---|---|---|",
+        ]
+        for name, key in rows:
+            m = agreement[key]
+            lines.append(
+                f"| {name} | {_f(m['micro_f1'])} | {_f(m['macro_f1'])} | "
+                f"{_f(m['polarity_accuracy'])} | {_f(m['untagged_share_of_no_theme'])} |"
+            )
+        ceiling = agreement["coder_vs_coder"]["micro_f1"]
+        model = agreement["model_vs_final_labels"]["micro_f1"]
+        lines += [
+            "",
+            f"Mean presence kappa: coder vs coder "
+            f"{agreement['presence_kappa_coder_vs_coder']['mean']:.3f}, model vs final labels "
+            f"{agreement['presence_kappa_model_vs_final']['mean']:.3f}. The model reaches "
+            f"{model / ceiling:.0%} of the coder-vs-coder micro F1.",
+        ]
     if "baselines" in report:
+        real_group = REAL if REAL in test else "source=nhs-fft"
         lines += [
             "",
             "| model (same train/test split) | macro F1 | micro F1 | "
-            "micro F1, NHS rows | polarity accuracy |",
+            "micro F1, real rows | polarity accuracy |",
             "|---|---|---|---|---|",
         ]
         rows = [("this model", test)] + list(report["baselines"].items())
         for name, m in rows:
-            nhs = m.get("source=nhs-fft", {}).get("micro_f1", float("nan"))
+            real = m.get(real_group, {}).get("micro_f1", float("nan"))
             lines.append(
                 f"| {name} | {_f(m['all']['macro_f1'])} | {_f(m['all']['micro_f1'])} | "
-                f"{_f(nhs)} | {_f(m['all']['polarity_accuracy'])} |"
+                f"{_f(real)} | {_f(m['all']['polarity_accuracy'])} |"
             )
     if "cross_validation" in report:
         cv = report["cross_validation"]
+        scored = (
+            "the train split's real rows (authored rows always in training)"
+            if cv.get("scored_rows") == "target domain"
+            else "the train split"
+        )
         lines += [
             "",
-            f"{cv['folds']}-fold cross-validation on the train split: macro F1 "
+            f"{cv['folds']}-fold cross-validation on {scored}: macro F1 "
             f"{cv['macro_f1']['mean']:.3f} ± {cv['macro_f1']['std']:.3f}, micro F1 "
             f"{cv['micro_f1']['mean']:.3f} ± {cv['micro_f1']['std']:.3f}, polarity "
             f"accuracy {cv['polarity_accuracy']['mean']:.3f} ± "
@@ -221,7 +317,7 @@ def render_metrics(report: dict) -> str:
         # ("never felt judged"), which presence F1 alone does not show.
         lines += [
             "",
-            "| preprocessing (CV on train split) | macro F1 | polarity accuracy |",
+            "| preprocessing (CV, as above) | macro F1 | polarity accuracy |",
             "|---|---|---|",
         ]
         for name, cv in report["ablation"].items():

@@ -60,10 +60,11 @@ def agreement_table(a: list[dict], b: list[dict], themes) -> list[str]:
     no_theme = [not x and not y for x, y in zip(a, b, strict=True)]
     either_empty = [not x or not y for x, y in zip(a, b, strict=True)]
     exact = np.mean([x == y for x, y in zip(a, b, strict=True)])
+    micro, macro = f1_score(ma, mb, average="micro"), f1_score(ma, mb, average="macro")
     lines += [
         "",
         f"Mean presence kappa {np.mean(kappas):.2f}; coder-vs-coder micro F1 "
-        f"{f1_score(ma, mb, average='micro'):.3f}, macro F1 {f1_score(ma, mb, average='macro'):.3f}; "
+        f"{micro:.3f}, macro F1 {macro:.3f}; "
         f"identical label sets on {exact:.0%} of texts; both coders saw no theme in "
         f"{sum(no_theme)} of the {sum(either_empty)} texts where at least one saw none.",
     ]
