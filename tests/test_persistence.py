@@ -13,8 +13,8 @@ from classifier.persistence import DEFAULT_MODEL_PATH, ModelVersionWarning
 from classifier.training import CARD_JSON
 
 
-def test_round_trip_keeps_predictions(tiny_model, tiny_model_path, tiny_corpus):
-    loaded = load_model(tiny_model_path)
+def test_round_trip_keeps_predictions(tiny_model, tiny_estimator_path, tiny_corpus):
+    loaded = load_model(tiny_estimator_path)
     texts = tiny_corpus["text"].tolist()[:40]
     np.testing.assert_array_equal(loaded.predict_proba(texts), tiny_model.predict_proba(texts))
 
