@@ -319,7 +319,7 @@ def main() -> None:
     ]
     print("\n" + "\n".join(table))
     if args.update_readme:
-        from classifier.training import update_readme_block
+        from classifier.rendering import update_readme_block
 
         if not update_readme_block(args.update_readme, "benchmark", "\n".join(table) + "\n"):
             sys.exit(f"{args.update_readme}: no <!-- benchmark:start --> block")

@@ -249,8 +249,8 @@ def info(
 
       classifier info
     """
-    from classifier.persistence import default_model_path
-    from classifier.training import CARD_JSON, render_card
+    from classifier.persistence import CARD_JSON, default_model_path
+    from classifier.rendering import render_card
 
     with user_errors():
         model_path = Path(model) if model else default_model_path()
@@ -286,7 +286,8 @@ def train(
       classifier train --corpus my_labels.jsonl --codebook my_codebook.toml --output-dir my_model
     """
     from classifier.data import DEFAULT_CORPUS_PATH
-    from classifier.training import render_metrics, train_model, update_readme_block
+    from classifier.rendering import render_metrics, update_readme_block
+    from classifier.training import train_model
 
     with user_errors():
         card = train_model(
@@ -307,24 +308,29 @@ def evaluate(
     model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
     corpus: Path | None = typer.Option(None, "--corpus", help="Labelled corpus (JSON Lines)."),
     cv_folds: int = typer.Option(
-        5, "--cv-folds", min=0, help="Folds of CV on the train split (0: skip)."
+        0,
+        "--cv-folds",
+        min=0,
+        help="Also cross-validate a fresh model on the train split with this many folds "
+        "(minutes; 0: skip).",
     ),
     baselines: bool = typer.Option(
-        True, "--baselines/--no-baselines", help="Also score the baselines."
+        False, "--baselines/--no-baselines", help="Also train and score the two baselines."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Score a model on the corpus's test split, with baselines and CV on the train split.
+    """Score a model on the corpus's test split (seconds); baselines and CV on request.
 
     Examples:
 
       classifier evaluate
 
-      classifier evaluate --cv-folds 0 --no-baselines --json
+      classifier evaluate --baselines --cv-folds 5 --json
     """
     from classifier.data import DEFAULT_CORPUS_PATH, read_corpus
     from classifier.persistence import load_model
-    from classifier.training import evaluate_model, render_metrics
+    from classifier.rendering import render_metrics
+    from classifier.training import evaluate_model
 
     with user_errors():
         fitted = load_model(model)
@@ -374,7 +380,7 @@ def data_check(
         report = check_corpus(frame, book, requirements)
         typer.echo(render_counts(report, frame, markdown))
         if update is not None:
-            from classifier.training import update_readme_block
+            from classifier.rendering import update_readme_block
 
             if not update_readme_block(update, "counts", render_counts(report, frame, True)):
                 raise ClassifierError(f"{update}: no <!-- counts:start --> block to update")

@@ -27,6 +27,10 @@ from classifier._versions import VERSIONED_LIBRARIES, library_versions
 MODEL_STEM = "theme-classifier"
 COMPILED_SUFFIX = ".npz"
 ESTIMATOR_SUFFIX = ".skops"
+MODEL_FILE = MODEL_STEM + COMPILED_SUFFIX  # what tagging loads
+ESTIMATOR_FILE = MODEL_STEM + ESTIMATOR_SUFFIX  # the fitted estimators, for researchers
+CARD_JSON = "model-card.json"
+CARD_MARKDOWN = "MODEL_CARD.md"
 
 
 def _packaged_models_dir() -> Path:
@@ -40,7 +44,7 @@ def _packaged_models_dir() -> Path:
         return Path(__file__).resolve().parent.parent / "models"
 
 
-DEFAULT_MODEL_PATH = _packaged_models_dir() / f"{MODEL_STEM}{COMPILED_SUFFIX}"
+DEFAULT_MODEL_PATH = _packaged_models_dir() / MODEL_FILE
 
 # Types skops does not trust by default but our model legitimately contains. Keep this list
 # explicit and short: a new entry is a security decision and belongs in code review.

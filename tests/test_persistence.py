@@ -9,8 +9,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from classifier import ClassifierError, load_model, save_model
 from classifier.data import DEFAULT_CORPUS_PATH, corpus_hash
-from classifier.persistence import DEFAULT_MODEL_PATH, ModelVersionWarning
-from classifier.training import CARD_JSON
+from classifier.persistence import CARD_JSON, DEFAULT_MODEL_PATH, ModelVersionWarning
 
 
 def test_round_trip_keeps_predictions(tiny_model, tiny_estimator_path, tiny_corpus):

@@ -4,7 +4,8 @@ import numpy as np
 from conftest import TINY_PARAMS
 
 from classifier import load_model
-from classifier.training import CARD_JSON, CARD_MARKDOWN, MODEL_FILE, train_model
+from classifier.persistence import CARD_JSON, CARD_MARKDOWN, ESTIMATOR_FILE, MODEL_FILE
+from classifier.training import coder_agreement, train_model
 
 
 def test_train_writes_model_and_card_deterministically(tiny_corpus_path, tmp_path):
@@ -13,7 +14,7 @@ def test_train_writes_model_and_card_deterministically(tiny_corpus_path, tmp_pat
     second = train_model(
         tiny_corpus_path, tmp_path / "b", cv_folds=0, ablation=False, params=params
     )
-    for name in (MODEL_FILE, CARD_JSON, CARD_MARKDOWN):
+    for name in (MODEL_FILE, ESTIMATOR_FILE, CARD_JSON, CARD_MARKDOWN):
         assert (tmp_path / "a" / name).is_file()
     assert first["thresholds"] == second["thresholds"]
     assert first["metrics"]["test"] == second["metrics"]["test"]
@@ -24,6 +25,7 @@ def test_train_writes_model_and_card_deterministically(tiny_corpus_path, tmp_pat
     )
     card = json.loads((tmp_path / "a" / CARD_JSON).read_text())
     assert set(card["metrics"]["baselines"]) and "source=nhs-fft" in card["metrics"]["test"]
+    assert "real" in card["metrics"]["test"]  # the tiny corpus mixes real and authored rows
 
 
 def test_ablation_scores_every_step_off_on_the_train_split(tiny_corpus_path, tmp_path):
@@ -37,7 +39,7 @@ def test_ablation_scores_every_step_off_on_the_train_split(tiny_corpus_path, tmp
     for cv in ablation.values():
         assert 0 <= cv["macro_f1"]["mean"] <= 1 and 0 <= cv["polarity_accuracy"]["mean"] <= 1
     rendered = (tmp_path / CARD_MARKDOWN).read_text()
-    assert "| preprocessing (CV on train split) | macro F1 | polarity accuracy |" in rendered
+    assert "| preprocessing (CV, as above) | macro F1 | polarity accuracy |" in rendered
     for name in ABLATIONS:
         assert f"| {name} |" in rendered
 
@@ -46,8 +48,28 @@ def test_shipped_markdown_card_is_the_rendering_of_the_json_card():
     # The Markdown card is generated; a hand edit or a stale rendering would show here.
     from pathlib import Path
 
-    from classifier.training import render_card
+    from classifier.rendering import render_card
 
     models = Path(__file__).resolve().parent.parent / "models"
     card = json.loads((models / CARD_JSON).read_text())
     assert (models / CARD_MARKDOWN).read_text() == render_card(card)
+
+
+def test_coder_agreement_puts_the_model_beside_the_second_coder(tiny_model, tiny_corpus):
+    from sklearn.metrics import f1_score
+
+    test = tiny_corpus[tiny_corpus["split"] == "test"].copy()
+    themes = tiny_model.themes_
+    first = test["labels"].tolist()
+    # A second coder who drops every 'empathy' label of the first.
+    second = [{k: v for k, v in labels.items() if k != "empathy"} for labels in first]
+    test["double_coded"] = [{"first": a, "second": b} for a, b in zip(first, second, strict=True)]
+    agreement = coder_agreement(tiny_model, test)
+    as_matrix = lambda rows: np.array([[t in r for t in themes] for r in rows], dtype=int)  # noqa: E731
+    expected = f1_score(as_matrix(first), as_matrix(second), average="micro", zero_division=0)
+    assert agreement["n_texts"] == len(test)
+    assert agreement["coder_vs_coder"]["micro_f1"] == expected
+    predicted = tiny_model.predict(test["text"].tolist())
+    expected_model = f1_score(as_matrix(first), as_matrix(predicted), average="micro")
+    assert agreement["model_vs_first_coder"]["micro_f1"] == expected_model
+    assert coder_agreement(tiny_model, test.drop(columns=["double_coded"])) is None

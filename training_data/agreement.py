@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score, f1_score
 
 from classifier.codebook import load_codebook
-from classifier.training import update_readme_block
+from classifier.rendering import update_readme_block
 
 HERE = Path(__file__).resolve().parent
 RAW = HERE / "raw"

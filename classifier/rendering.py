@@ -1,0 +1,181 @@
+"""Rendering reports as text: model cards, metrics tables and README blocks.
+
+Kept apart from training so that printing a card (``classifier info``) needs no scikit-learn.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from classifier._files import write_text_atomically
+
+REAL = "real"  # the group of real-feedback rows (every source but "authored")
+
+
+def _f(value: float) -> str:
+    return "–" if value != value else f"{value:.3f}"
+
+
+def render_metrics(report: dict) -> str:
+    """Markdown tables for a report from :func:`evaluate_model`."""
+    test = report["test"]
+    groups = list(test)
+    lines = [
+        f"Test split: {report['n_test']:,} texts never used for training or tuning "
+        f"(train split: {report['n_train']:,}).",
+        "",
+        "Per theme, on the test split's real rows:"
+        if REAL in test
+        else "Per theme, on the whole test split:",
+        "",
+        "| theme | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for theme, m in test[REAL if REAL in test else "all"]["per_theme"].items():
+        lines.append(
+            f"| {theme} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} "
+            f"| {m['support']} |"
+        )
+    lines += [
+        "",
+        "| rows | texts | macro F1 | micro F1 | polarity accuracy | no-theme untagged |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group in groups:
+        m = test[group]
+        lines.append(
+            f"| {group} | {m['n_texts']} | {_f(m['macro_f1'])} | {_f(m['micro_f1'])} | "
+            f"{_f(m['polarity_accuracy'])} | {_f(m['untagged_share_of_no_theme'])} |"
+        )
+    if "coder_agreement" in report:
+        agreement = report["coder_agreement"]
+        rows = [
+            ("coder 1 vs coder 2 (the ceiling)", "coder_vs_coder"),
+            ("this model vs coder 1", "model_vs_first_coder"),
+            ("this model vs coder 2", "model_vs_second_coder"),
+            ("this model vs final labels", "model_vs_final_labels"),
+        ]
+        lines += [
+            "",
+            f"Agreement on the {agreement['n_texts']} double-coded real test rows (two coders, "
+            "blind to each other; final labels adjudicated):",
+            "",
+            "| comparison | micro F1 | macro F1 | polarity agreement | no-theme untagged |",
+            "|---|---|---|---|---|",
+        ]
+        for name, key in rows:
+            m = agreement[key]
+            lines.append(
+                f"| {name} | {_f(m['micro_f1'])} | {_f(m['macro_f1'])} | "
+                f"{_f(m['polarity_accuracy'])} | {_f(m['untagged_share_of_no_theme'])} |"
+            )
+        ceiling = agreement["coder_vs_coder"]["micro_f1"]
+        model = agreement["model_vs_final_labels"]["micro_f1"]
+        lines += [
+            "",
+            f"Mean presence kappa: coder vs coder "
+            f"{agreement['presence_kappa_coder_vs_coder']['mean']:.3f}, model vs final labels "
+            f"{agreement['presence_kappa_model_vs_final']['mean']:.3f}. The model reaches "
+            f"{model / ceiling:.0%} of the coder-vs-coder micro F1.",
+        ]
+    if "baselines" in report:
+        real_group = REAL if REAL in test else "source=nhs-fft"
+        lines += [
+            "",
+            "| model (same train/test split) | macro F1 | micro F1 | "
+            "micro F1, real rows | polarity accuracy |",
+            "|---|---|---|---|---|",
+        ]
+        rows = [("this model", test)] + list(report["baselines"].items())
+        for name, m in rows:
+            real = m.get(real_group, {}).get("micro_f1", float("nan"))
+            lines.append(
+                f"| {name} | {_f(m['all']['macro_f1'])} | {_f(m['all']['micro_f1'])} | "
+                f"{_f(real)} | {_f(m['all']['polarity_accuracy'])} |"
+            )
+    if "cross_validation" in report:
+        cv = report["cross_validation"]
+        scored = (
+            "the train split's real rows (authored rows always in training)"
+            if cv.get("scored_rows") == "target domain"
+            else "the train split"
+        )
+        lines += [
+            "",
+            f"{cv['folds']}-fold cross-validation on {scored}: macro F1 "
+            f"{cv['macro_f1']['mean']:.3f} ± {cv['macro_f1']['std']:.3f}, micro F1 "
+            f"{cv['micro_f1']['mean']:.3f} ± {cv['micro_f1']['std']:.3f}, polarity "
+            f"accuracy {cv['polarity_accuracy']['mean']:.3f} ± "
+            f"{cv['polarity_accuracy']['std']:.3f}.",
+        ]
+    if "ablation" in report:
+        # Polarity accuracy too: negation marking is there to tell a strength from a concern
+        # ("never felt judged"), which presence F1 alone does not show.
+        lines += [
+            "",
+            "| preprocessing (CV, as above) | macro F1 | polarity accuracy |",
+            "|---|---|---|",
+        ]
+        for name, cv in report["ablation"].items():
+            f1, polarity = cv["macro_f1"], cv["polarity_accuracy"]
+            lines.append(
+                f"| {name} | {f1['mean']:.3f} ± {f1['std']:.3f} | "
+                f"{polarity['mean']:.3f} ± {polarity['std']:.3f} |"
+            )
+    brier = test["all"].get("brier")
+    if brier:
+        lines += [
+            "",
+            "Calibration (Brier score of the presence probability, test split; lower "
+            "is better): " + ", ".join(f"{t} {v:.3f}" for t, v in brier.items()) + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_card(card: dict) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in card["library_versions"].items())
+    thresholds = ", ".join(f"{k} {v:.3f}" for k, v in card["thresholds"].items())
+    return (
+        "# Model card: therapeutic-relationship theme classifier\n\n"
+        "Generated by `classifier train`; do not edit by hand.\n\n"
+        f"- Model file: `{card['model_file']}`; trained on {card['trained_on']}\n"
+        f"- Training data: `{card['training_data']['path']}`, sha256 "
+        f"`{card['training_data']['sha256'][:16]}…`\n"
+        f"- Codebook: {card['codebook']['name']} v{card['codebook']['version']}; themes: "
+        f"{', '.join(card['codebook']['themes'])}\n"
+        f"- Libraries: {versions}\n"
+        f"- Decision thresholds (tuned by CV on the train split): {thresholds}\n\n"
+        "## Evaluation\n\n" + render_metrics(card["metrics"]) + "\n" + LIMITATIONS
+    )
+
+
+# The same for every model trained with this code; the numbers above say how much each matters.
+LIMITATIONS = """## Intended use and limitations
+
+- For reading feedback in aggregate (a service's strengths and concerns over a quarter, trends
+  across sites) and as a research instrument whose error rates are reported above. Not for
+  judging an individual clinician or client from a handful of comments.
+- Compare the `source=nhs-fft` row with the `source=authored` row: most training and test texts
+  were written for this corpus, and the model does markedly worse on real survey comments, which
+  are shorter, vaguer and mostly about no theme at all. Check a sample of your own export before
+  relying on the counts.
+- A score is a probability calibrated by cross-validation on the train split, where about one
+  text in five carries no theme (Brier scores above are on the test split). Real survey exports
+  carry far more texts without a theme: there, read a score as a ranking, not a frequency.
+- English only. The model sees word and character n-grams with negation marked, not meaning:
+  sarcasm, double negation and texts that mix several themes are where to expect errors. The
+  evidence sentence shows what it relied on.
+"""
+
+
+def update_readme_block(readme: Path, name: str, content: str) -> bool:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a README."""
+    if not readme.is_file():
+        return False
+    text = readme.read_text()
+    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.DOTALL)
+    if not pattern.search(text):
+        return False
+    write_text_atomically(readme, pattern.sub(lambda m: m.group(1) + content + m.group(2), text))
+    return True
