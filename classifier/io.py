@@ -303,7 +303,10 @@ class ChunkWriter:
                 index=False,
                 header=not self._started,
                 quoting=csv.QUOTE_MINIMAL,
-                lineterminator="\n",
+                # csv quotes a field only for the characters of its line terminator, so with
+                # "\n" a text holding a bare "\r" went out unquoted and split its row on reading.
+                # CRLF (RFC 4180) makes every field with either character quoted.
+                lineterminator="\r\n",
             )
         elif self.fmt == "jsonl":
             rows = records if records is not None else frame.to_dict("records")

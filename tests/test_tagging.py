@@ -232,3 +232,18 @@ def test_tag_frame_keeps_index_and_order_whatever_the_chunk_size(tiny_model, tex
     assert chunked["feedback"].tolist() == frame["feedback"].tolist()
     pd.testing.assert_frame_equal(chunked, whole)
     assert list(chunked.columns) == ["feedback", *output_columns(tiny_model.themes_)]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_line_breaks_inside_texts_never_split_rows(tmp_path, tiny_model_path, suffix):
+    # A bare carriage return used to go out unquoted: the row split in two on reading back.
+    texts = ["SECRET a\rb", "two\nlines", "crlf\r\nhere", "tab\there", "plain"]
+    source = tmp_path / "in.jsonl"
+    pd.DataFrame({"id": range(len(texts)), "text": texts}).to_json(
+        source, orient="records", lines=True
+    )
+    target = tmp_path / f"out{suffix}"
+    _tag(source, target, tiny_model_path)
+    back = pd.read_csv(target, sep="\t" if suffix == ".tsv" else ",", dtype=str)
+    assert back["text"].tolist() == texts
+    assert back["id"].tolist() == [str(i) for i in range(len(texts))]
