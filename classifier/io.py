@@ -37,6 +37,10 @@ _EXTENSIONS = {
 }
 _EXTRAS = {"xlsx": ("openpyxl", "excel"), "parquet": ("pyarrow", "parquet")}
 EXCEL_MAX_ROWS = 1_048_576  # a worksheet's hard limit, header included
+EXCEL_MAX_CELL = 32_767  # characters in one cell; openpyxl would cut longer text silently
+# XML 1.0 forbids these control characters, so an .xlsx cell cannot hold them (openpyxl raises
+# and prints the cell); they are dropped, as Excel itself does.
+_EXCEL_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 # OWASP CSV injection: a spreadsheet may run a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -52,7 +56,7 @@ def detect_format(path: str, explicit: str | None = None, default: str = "csv") 
             )
         return explicit
     if path == STDIO:
-        return default
+        return _sniff_stdin(default)
     suffix = Path(path).suffix.lower()
     if suffix not in _EXTENSIONS:
         raise ClassifierError(
@@ -60,6 +64,19 @@ def detect_format(path: str, explicit: str | None = None, default: str = "csv") 
             f"use --format with one of {', '.join(FORMATS)}"
         )
     return _EXTENSIONS[suffix]
+
+
+def _sniff_stdin(default: str) -> str:
+    """JSON Lines if standard input starts with ``{``, else ``default``; nothing is consumed."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    peek = getattr(buffer, "peek", None)
+    if peek is None:
+        return default
+    try:
+        head = peek(256)
+    except (OSError, ValueError):
+        return default
+    return "jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else default
 
 
 def _require(fmt: str) -> None:
@@ -158,10 +175,33 @@ class TableReader:
             text.detach()
 
     def _read_jsonl(self) -> Iterator[pd.DataFrame]:
+        """Records in chunks, every chunk with the columns of the first one, in its order.
+
+        Keys may be missing from a record (an empty cell) or come in another order; a key that
+        the first chunk never had is an error, since earlier chunks are already written without
+        that column.
+        """
         self._handle = self._open_binary()
         text = io.TextIOWrapper(self._handle, encoding=self.encoding)
         records: list[dict] = []
         seen_any = False
+        columns: list[str] | None = None
+        first_line = 1
+
+        def frame() -> pd.DataFrame:
+            nonlocal columns
+            if columns is None:
+                columns = list(dict.fromkeys(key for record in records for key in record))
+            else:
+                for offset, record in enumerate(records):
+                    if not record.keys() <= set(columns):
+                        raise ClassifierError(
+                            f"{self.path}, record {first_line + offset}: has a key that none "
+                            f"of the first {self.chunk_size:,} records has; give the first "
+                            "record every key (or convert the file to CSV)"
+                        )
+            return pd.DataFrame.from_records(records, columns=columns)
+
         try:
             for line_number, line in enumerate(text, start=1):
                 if not line.strip():
@@ -179,12 +219,13 @@ class TableReader:
                 records.append(record)
                 if len(records) == self.chunk_size:
                     seen_any = True
-                    yield pd.DataFrame.from_records(records)
+                    yield frame()
+                    first_line += len(records)
                     records = []
         finally:
             text.detach()
         if records:
-            yield pd.DataFrame.from_records(records)
+            yield frame()
         elif not seen_any:
             raise ClassifierError(f"{self.path}: no records")
 
@@ -321,9 +362,24 @@ class ChunkWriter:
                 )
             safe = _neutralise_frame(frame)
             if not self._started:
-                self._sheet.append(list(map(str, safe.columns)))
-            for row in safe.itertuples(index=False):
-                self._sheet.append([None if _is_missing(v) else v for v in row])
+                header = [neutralise_formula(_excel_text(str(c))) for c in safe.columns]
+                self._sheet.append(header)
+            for offset, row in enumerate(safe.itertuples(index=False)):
+                cells = []
+                for column, value in zip(safe.columns, row, strict=True):
+                    if _is_missing(value):
+                        value = None
+                    elif isinstance(value, str):
+                        value = _excel_text(value)
+                        if len(value) > EXCEL_MAX_CELL:
+                            raise ClassifierError(
+                                f"{self.path}: row {self.rows + offset + 1}, column "
+                                f"{describe_column(column)}: longer than {EXCEL_MAX_CELL:,} "
+                                "characters, Excel's limit for a cell; write .csv, .jsonl or "
+                                ".parquet instead"
+                            )
+                    cells.append(value)
+                self._sheet.append(cells)
         elif self.fmt == "parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -359,15 +415,34 @@ class ChunkWriter:
         stream = getattr(self, "_stream", None)
         if stream is not None and stream is not sys.stdout:
             stream.close()
-        parquet = getattr(self, "_parquet", None)
-        if parquet is not None:
-            try:
-                parquet.close()
-            except Exception:  # the file is being thrown away; a close error is irrelevant
-                pass
+        # (openpyxl's write-only sheet holds an open generator over the file: finish it first)
+        for closable in (getattr(self, "_parquet", None), getattr(self, "_sheet", None)):
+            if closable is not None:
+                try:
+                    closable.close()
+                except Exception:  # the file is being thrown away; a close error is irrelevant
+                    pass
         if self._temporary is not None:
             Path(self._temporary).unlink(missing_ok=True)
             self._temporary = None
+
+
+def _excel_text(value: str) -> str:
+    """The text without the control characters an .xlsx file cannot hold (tab, LF, CR stay)."""
+    return _EXCEL_ILLEGAL.sub("", value)
+
+
+def describe_column(name: object, width: int = 24) -> str:
+    """A column name for a message, quoted and cut short: in a headerless file it is data."""
+    text = str(name)
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
+def describe_columns(names, limit: int = 12) -> str:
+    """Several column names for a message (see :func:`describe_column`)."""
+    names = list(names)
+    shown = ", ".join(describe_column(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _is_missing(value: object) -> bool:

@@ -22,7 +22,14 @@ import numpy as np
 import pandas as pd
 
 from classifier._errors import ClassifierError
-from classifier.io import STDIO, ChunkWriter, TableReader, detect_format
+from classifier.io import (
+    STDIO,
+    ChunkWriter,
+    TableReader,
+    describe_column,
+    describe_columns,
+    detect_format,
+)
 from classifier.prediction import STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_OK, BatchScores
 
 TEXT_COLUMN_CANDIDATES = (
@@ -54,14 +61,17 @@ def find_text_column(columns: Sequence[str], requested: str | None, source: str)
     if requested is not None:
         if requested not in names:
             raise ClassifierError(
-                f"{source}: no column {requested!r}; columns are: {', '.join(names)}"
+                f"{source}: no column {describe_column(requested)}; "
+                f"columns are: {describe_columns(names)}"
             )
         return requested
     found = [name for name in names if name.strip().lower() in TEXT_COLUMN_CANDIDATES]
     if len(found) == 1:
         return found[0]
     reason = "several candidate text columns" if found else "no obvious text column"
-    raise ClassifierError(f"{source}: {reason}; pass --text-column with one of: {', '.join(names)}")
+    raise ClassifierError(
+        f"{source}: {reason}; pass --text-column with one of: {describe_columns(names)}"
+    )
 
 
 def scores_frame(
@@ -291,8 +301,8 @@ def tag_file(
                 summary.text_column = find_text_column(chunk.columns, text_column, input_path)
                 if id_column is not None and id_column not in chunk.columns:
                     raise ClassifierError(
-                        f"{input_path}: no id column {id_column!r}; "
-                        f"columns are: {', '.join(map(str, chunk.columns))}"
+                        f"{input_path}: no id column {describe_column(id_column)}; "
+                        f"columns are: {describe_columns(chunk.columns)}"
                     )
             pending.append(chunk)
             yield chunk[summary.text_column].tolist()
