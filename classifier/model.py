@@ -2,11 +2,11 @@
 
 For every theme of the codebook the model learns two things from the same TF-IDF features:
 
-* presence: a logistic regression, calibrated with
-  :class:`~sklearn.calibration.CalibratedClassifierCV` so that its score is a probability,
-  and a decision threshold tuned for F1 by
-  :class:`~sklearn.model_selection.TunedThresholdClassifierCV` (cross-validation on the training
-  data only);
+* presence: a logistic regression, whose out-of-fold scores (``cross_val_predict`` on the
+  training data) give its calibration (Platt's sigmoid, or isotonic regression) and an F1-optimal
+  decision threshold (``precision_recall_curve``). Both are fitted on the real rows when the
+  training data has them (``target_domain``), so that scores are probabilities and thresholds
+  are optimal for the texts the model is used on, not for the cleaner texts written for it;
 * polarity: a logistic regression trained on the texts that carry the theme, telling a strength
   from a concern.
 
@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, TunedThresholdClassifierCV
+from sklearn.metrics import precision_recall_curve
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import FeatureUnion
 from sklearn.utils.validation import check_is_fitted
 
@@ -105,13 +106,13 @@ class ThemeClassifier(BaseEstimator):
     domain_adaptation : bool, default=True
         Augment the features (see the module docstring) when ``fit`` is given ``target_domain``
         with both real and other rows.
+    tune_on : {"target", "all"}, default="target"
+        Rows whose out-of-fold scores fit the calibration and the thresholds: the target-domain
+        (real) rows when ``fit`` is given ``target_domain``, or all rows.
     calibration : {"sigmoid", "isotonic"}, default="sigmoid"
         Calibration method of the presence scores.
     cv : int, default=5
-        Folds for calibration and for threshold tuning.
-    n_thresholds : int, default=100
-        Candidate thresholds tried per theme when tuning (fewer is faster: each is scored with
-        scikit-learn's f1_score, whose input checks dominate the fitting time of small models).
+        Folds of the out-of-fold scores behind calibration and thresholds.
     random_state : int, default=0
         Seed of the cross-validation splits; the same data and settings give the same model.
 
@@ -127,10 +128,13 @@ class ThemeClassifier(BaseEstimator):
     vectorizer_ : FeatureUnion of TfidfFeatures (word and character n-grams)
     augmented_ : bool
         Whether the estimators were fitted on augmented (shared + real) features.
-    presence_ : dict of str to TunedThresholdClassifierCV
+    presence_ : dict of str to LogisticRegression
+        Presence of each theme, fitted on all training rows.
+    calibrators_ : dict of str to LogisticRegression or IsotonicRegression
+        Maps a presence model's decision value (one column) to a probability.
     polarity_ : dict of str to LogisticRegression (or DummyClassifier when one polarity is absent)
     thresholds_ : dict of str to float
-        Tuned decision threshold on the calibrated presence probability.
+        F1-optimal decision threshold on the calibrated presence probability.
 
     Examples
     --------
@@ -150,9 +154,9 @@ class ThemeClassifier(BaseEstimator):
         min_df: int = 2,
         C: float = 4.0,
         domain_adaptation: bool = True,
+        tune_on: str = "target",
         calibration: str = "sigmoid",
         cv: int = 5,
-        n_thresholds: int = 100,
         random_state: int = 0,
     ):
         self.codebook = codebook
@@ -163,9 +167,9 @@ class ThemeClassifier(BaseEstimator):
         self.min_df = min_df
         self.C = C
         self.domain_adaptation = domain_adaptation
+        self.tune_on = tune_on
         self.calibration = calibration
         self.cv = cv
-        self.n_thresholds = n_thresholds
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
@@ -222,23 +226,29 @@ class ThemeClassifier(BaseEstimator):
         if self.augmented_:
             features = augment(features, target)
 
+        if self.tune_on not in ("target", "all"):
+            raise ClassifierError(f"tune_on must be 'target' or 'all', not {self.tune_on!r}")
+        tuned = np.ones(len(texts), dtype=bool)
+        if self.tune_on == "target" and target is not None and target.any():
+            tuned = target.copy()
+
         positive = self.polarities_[0]
-        self.presence_, self.polarity_, self.thresholds_ = {}, {}, {}
+        self.presence_, self.calibrators_, self.polarity_, self.thresholds_ = {}, {}, {}, {}
         for theme, present in presence_targets.items():
-            presence = TunedThresholdClassifierCV(
-                CalibratedClassifierCV(
-                    self._logistic_regression(),
-                    method=self.calibration,
-                    cv=self._folds(),
-                    ensemble=False,
-                ),
-                scoring="f1",
-                thresholds=self.n_thresholds,
+            self.presence_[theme] = self._logistic_regression().fit(features, present)
+            # Out-of-fold decision values: each row scored by a model that never saw it.
+            held_out = cross_val_predict(
+                self._logistic_regression(),
+                features,
+                present,
                 cv=self._folds(),
-                random_state=self.random_state,
-            ).fit(features, present)
-            self.presence_[theme] = presence
-            self.thresholds_[theme] = float(presence.best_threshold_)
+                method="decision_function",
+            )
+            rows = tuned if present[tuned].any() and not present[tuned].all() else slice(None)
+            calibrator = self._calibrator().fit(held_out[rows].reshape(-1, 1), present[rows])
+            self.calibrators_[theme] = calibrator
+            probability = _calibrated(calibrator, held_out[rows])
+            self.thresholds_[theme] = _f1_optimal_threshold(present[rows], probability)
 
             rows = np.flatnonzero(present)
             is_positive = np.array([labels[i][theme] == positive for i in rows], dtype=int)
@@ -262,18 +272,19 @@ class ThemeClassifier(BaseEstimator):
         if compiled is not None:
             return compiled
         n_themes = len(self.themes_)
-        first = self.presence_[self.themes_[0]].estimator_.calibrated_classifiers_[0]
-        n_columns = len(first.estimator.coef_[0])
+        n_columns = self.presence_[self.themes_[0]].coef_.shape[1]
         coef = np.zeros((n_columns, 2 * n_themes))
         intercept = np.zeros(2 * n_themes)
         sigmoid_a, sigmoid_b, iso_x, iso_y = np.zeros(n_themes), np.zeros(n_themes), [], []
         for col, theme in enumerate(self.themes_):
-            calibrated = self.presence_[theme].estimator_.calibrated_classifiers_[0]
-            coef[:, col] = calibrated.estimator.coef_[0]
-            intercept[col] = calibrated.estimator.intercept_[0]
-            calibrator = calibrated.calibrators[0]
+            presence = self.presence_[theme]
+            coef[:, col] = presence.coef_[0]
+            intercept[col] = presence.intercept_[0]
+            calibrator = self.calibrators_[theme]
             if self.calibration == "sigmoid":
-                sigmoid_a[col], sigmoid_b[col] = calibrator.a_, calibrator.b_
+                # expit(w z + c) written as CompiledModel's expit(-(a z + b))
+                sigmoid_a[col] = -calibrator.coef_[0, 0]
+                sigmoid_b[col] = -calibrator.intercept_[0]
             else:
                 iso_x.append(np.asarray(calibrator.X_thresholds_, dtype=float))
                 iso_y.append(np.asarray(calibrator.y_thresholds_, dtype=float))
@@ -341,6 +352,31 @@ class ThemeClassifier(BaseEstimator):
     def _logistic_regression(self) -> LogisticRegression:
         return LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000)
 
+    def _calibrator(self):
+        if self.calibration == "sigmoid":
+            # Platt scaling: a logistic regression on the one decision value, unregularised.
+            return LogisticRegression(C=np.inf)
+        if self.calibration == "isotonic":
+            return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        raise ClassifierError(
+            f"calibration must be 'sigmoid' or 'isotonic', not {self.calibration!r}"
+        )
+
+    def estimator_proba(self, X: Sequence[object]) -> np.ndarray:
+        """Presence probabilities computed by the fitted estimators themselves (no compiling).
+
+        The reference that the compiled model is tested against.
+        """
+        features = self.estimator_features(X)
+        return np.column_stack(
+            [
+                _calibrated(
+                    self.calibrators_[theme], self.presence_[theme].decision_function(features)
+                )
+                for theme in self.themes_
+            ]
+        )
+
     def _folds(self) -> StratifiedKFold:
         return StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
 
@@ -379,3 +415,18 @@ class ThemeClassifier(BaseEstimator):
         state = dict(super().__getstate__())
         state.pop("_compiled", None)  # rebuilt from the estimators on first use
         return state
+
+
+def _calibrated(calibrator, decision: np.ndarray) -> np.ndarray:
+    """A calibrator's probability for one column of decision values."""
+    if isinstance(calibrator, IsotonicRegression):
+        return calibrator.predict(decision)
+    return calibrator.predict_proba(decision.reshape(-1, 1))[:, 1]
+
+
+def _f1_optimal_threshold(truth: np.ndarray, probability: np.ndarray) -> float:
+    """The probability threshold (predict ``>=``) with the best F1 on these rows."""
+    precision, recall, thresholds = precision_recall_curve(truth, probability)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
+    return float(thresholds[int(np.argmax(f1[:-1]))])

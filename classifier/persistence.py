@@ -6,9 +6,9 @@ Two files per trained model, both safe to load from anywhere:
   with ``allow_pickle=False``. Tagging and ``classify()`` use it; loading it imports neither
   scikit-learn nor skops.
 * ``theme-classifier.skops``: the fitted scikit-learn estimators, for researchers. It is loaded
-  only if every type it contains is on :data:`ALLOWED_TYPES`: our own classes and the handful of
-  scikit-learn internals they are built from. Anything else (a crafted file carrying
-  ``os.system``, say) is refused before a single object is created.
+  only if every type it contains is on :data:`ALLOWED_TYPES` (our own three classes) or is one
+  that skops trusts by default (the scikit-learn estimators inside them). Anything else (a crafted
+  file carrying ``os.system``, say) is refused before a single object is created.
 
 Bare pickle or joblib files are never loaded.
 """
@@ -53,15 +53,6 @@ ALLOWED_TYPES = frozenset(
         "classifier.model.ThemeClassifier",
         "classifier.features.TfidfFeatures",
         "classifier.preprocessing.SpacyPreprocessor",
-        "sklearn.calibration._CalibratedClassifier",
-        "sklearn.calibration._SigmoidCalibration",
-        "sklearn.isotonic.IsotonicRegression",
-        "sklearn.metrics._classification.f1_score",
-        "sklearn.metrics._scorer._CurveScorer",
-        "sklearn.metrics._scorer._Scorer",
-        "sklearn.model_selection._split.StratifiedKFold",
-        "sklearn.utils._metadata_requests.MetadataRequest",
-        "sklearn.utils._metadata_requests.MethodMetadataRequest",
     }
 )
 

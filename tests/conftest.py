@@ -17,8 +17,8 @@ SAMPLE_CSV = ROOT / "training_data" / "sample_feedback.csv"
 
 # Small enough to fit in seconds, large enough for 3-fold CV on every theme.
 TINY_TRAIN, TINY_TEST = 500, 120
-# 3-fold CV and 20 candidate thresholds: enough to exercise every step, a fraction of the time.
-TINY_PARAMS = {"cv": 3, "n_thresholds": 20}
+# 3-fold out-of-fold scores: enough to exercise every step, a fraction of the time.
+TINY_PARAMS = {"cv": 3}
 
 
 @pytest.fixture(scope="session")

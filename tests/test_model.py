@@ -111,16 +111,51 @@ def test_compiled_scores_match_the_scikit_learn_estimators(tiny_model, tiny_corp
     assert tiny_model.augmented_
     features = tiny_model.estimator_features(texts)
     compiled = tiny_model.compile()
-    presence = compiled.predict_proba(texts)
-    positive = compiled.score_batch(texts).per_text(compiled.score_batch(texts).positive)
+    batch = compiled.score_batch(texts)
+    presence, positive = batch.per_text(batch.presence), batch.per_text(batch.positive)
+    np.testing.assert_allclose(presence, tiny_model.estimator_proba(texts), rtol=1e-5, atol=1e-6)
     for col, theme in enumerate(tiny_model.themes_):
-        expected = tiny_model.presence_[theme].predict_proba(features)[:, 1]
-        np.testing.assert_allclose(presence[:, col], expected, rtol=1e-5, atol=1e-6)
         polarity = tiny_model.polarity_[theme]
         expected = polarity.predict_proba(features)[:, list(polarity.classes_).index(1)]
         np.testing.assert_allclose(positive[:, col], expected, rtol=1e-5, atol=1e-6)
-        labels = tiny_model.presence_[theme].predict(features)
-        np.testing.assert_array_equal(presence[:, col] >= compiled.thresholds[col], labels == 1)
+    np.testing.assert_array_equal(
+        batch.per_text(batch.detected, False),
+        tiny_model.estimator_proba(texts) >= compiled.thresholds,
+    )
+
+
+def test_thresholds_are_f1_optimal_on_out_of_fold_scores_of_the_tuned_rows(tiny_corpus):
+    from sklearn.metrics import f1_score
+
+    train = tiny_corpus[tiny_corpus["split"] == "train"]
+    real = (train["source"] != "authored").to_numpy()
+    model = ThemeClassifier(**TINY_PARAMS).fit(
+        train["text"].tolist(), train["labels"].tolist(), target_domain=real
+    )
+    everywhere = ThemeClassifier(**TINY_PARAMS, tune_on="all").fit(
+        train["text"].tolist(), train["labels"].tolist(), target_domain=real
+    )
+    # Same estimators, different tuning rows: the presence models agree, the thresholds need not.
+    theme = "empathy"
+    np.testing.assert_array_equal(model.presence_[theme].coef_, everywhere.presence_[theme].coef_)
+    assert model.thresholds_ != everywhere.thresholds_
+    # No other threshold on the out-of-fold probabilities of the real rows has a higher F1.
+    from sklearn.model_selection import cross_val_predict
+
+    features = model.vectorizer_.transform(model.preprocessor_.transform(train["text"].tolist()))
+    from classifier.model import _calibrated, augment
+
+    features = augment(features, real)
+    truth = np.array([theme in labels for labels in train["labels"]], dtype=int)
+    held_out = cross_val_predict(
+        model._logistic_regression(), features, truth, cv=model._folds(),
+        method="decision_function",
+    )  # fmt: skip
+    probability = _calibrated(model.calibrators_[theme], held_out[real])
+    # (float32 decision values: allow for the last digit of the stored threshold)
+    best = f1_score(truth[real], probability >= model.thresholds_[theme] - 1e-6)
+    for candidate in np.unique(probability):
+        assert f1_score(truth[real], probability >= candidate) <= best + 1e-12
 
 
 @pytest.mark.parametrize("adapt", [True, False])
@@ -131,7 +166,7 @@ def test_domain_adaptation_only_with_both_domains(tiny_corpus, adapt):
         train["text"].tolist(), train["labels"].tolist(), target_domain=real
     )
     n_features = sum(part.n_features for part in model.compile().parts)
-    first = model.presence_[model.themes_[0]].estimator_.calibrated_classifiers_[0].estimator
+    first = model.presence_[model.themes_[0]]
     assert model.augmented_ is adapt
     assert first.coef_.shape[1] == (2 * n_features if adapt else n_features)
     everything_real = ThemeClassifier(**TINY_PARAMS).fit(
@@ -151,9 +186,5 @@ def test_isotonic_calibration_compiles_to_the_estimators_numbers(tiny_corpus):
         train["text"].tolist(), train["labels"].tolist()
     )
     texts = tiny_corpus["text"].tolist()[:60]
-    scores = model.predict_proba(texts)
-    features = model.estimator_features(texts)
-    for col, theme in enumerate(model.themes_):
-        expected = model.presence_[theme].predict_proba(features)[:, 1]
-        # float32 features: logits agree to ~1e-6, and interpolation can stretch that a little.
-        np.testing.assert_allclose(scores[:, col], expected, atol=1e-4)
+    # float32 features: logits agree to ~1e-6, and interpolation can stretch that a little.
+    np.testing.assert_allclose(model.predict_proba(texts), model.estimator_proba(texts), atol=1e-4)

@@ -31,9 +31,7 @@ def test_train_writes_model_and_card_deterministically(tiny_corpus_path, tmp_pat
 def test_ablation_scores_every_step_off_on_the_train_split(tiny_corpus_path, tmp_path):
     from classifier.training import ABLATIONS
 
-    card = train_model(
-        tiny_corpus_path, tmp_path, cv_folds=2, ablation=True, params={"cv": 2, "n_thresholds": 10}
-    )
+    card = train_model(tiny_corpus_path, tmp_path, cv_folds=2, ablation=True, params={"cv": 2})
     ablation = card["metrics"]["ablation"]
     assert list(ablation) == list(ABLATIONS)
     for cv in ablation.values():
