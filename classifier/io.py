@@ -319,6 +319,7 @@ class ChunkWriter:
         self._open()
 
     def _open(self) -> None:
+        self._opened = True
         destination = self._temporary
         if self.fmt in ("csv", "tsv", "jsonl"):
             if destination is None:
@@ -335,7 +336,9 @@ class ChunkWriter:
 
     def write(self, frame: pd.DataFrame, records: list[dict] | None = None) -> None:
         """Append a chunk. JSON Lines writes ``records`` (nested dicts) when given."""
-        if self._temporary is None and not hasattr(self, "_stream"):
+        # Standard output is opened on the first chunk; every later chunk goes to the same
+        # writer (Parquet and Excel used to start a new file per chunk: an unreadable result).
+        if not getattr(self, "_opened", False):
             self._open()
         if self.fmt in ("csv", "tsv"):
             _neutralise_frame(frame).to_csv(

@@ -25,6 +25,7 @@ def test_neutralising_a_frame_is_the_function_applied_to_every_cell(rows):
 
 
 # ------------------------------------------------------------------ regressions (hardening)
+import io  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -101,3 +102,18 @@ def test_column_names_in_messages_are_cut_short(tmp_path):
         find_text_column([header_that_is_data, "id"], None, "f.csv")
     assert "SECRET my therapist" in str(caught.value)  # the start, to recognise it
     assert "awful" not in str(caught.value)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "xlsx"])
+def test_binary_formats_to_stdout_are_one_valid_file(fmt, monkeypatch):
+    # Each chunk used to open a new writer on stdout: the bytes were not one readable file.
+    pytest.importorskip("pyarrow" if fmt == "parquet" else "openpyxl")
+    buffer = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", type("Out", (), {"buffer": buffer})())
+    writer = ChunkWriter("-", fmt)
+    for i in range(3):
+        writer.write(pd.DataFrame({"id": [str(i)] * 2, "text": ["a", "b"]}))
+    writer.commit()
+    buffer.seek(0)
+    back = pd.read_parquet(buffer) if fmt == "parquet" else pd.read_excel(buffer, dtype=str)
+    assert back["id"].tolist() == ["0", "0", "1", "1", "2", "2"]
