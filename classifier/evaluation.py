@@ -207,13 +207,16 @@ def cross_validate(
     folds: int = 5,
     random_state: int = 0,
     target_domain: Sequence[bool] | None = None,
+    scored_rows: Sequence[bool] | None = None,
 ) -> dict:
     """K-fold cross-validation, stratified over theme x polarity cells (iterative stratification).
 
-    With ``target_domain`` only the target (real) rows are split into folds and scored: every
-    fold trains on all other rows, auxiliary ones included, and is measured on held-out real
-    rows only, which is how model choices for real text are made. Estimators whose ``fit``
-    takes ``target_domain`` are given it.
+    Only the ``scored_rows`` (default: the ``target_domain`` rows, or all rows) are split into
+    folds and scored; every other row is always training data. So with real rows drawn at random
+    as ``scored_rows``, texts written for the corpus and rows picked because they were likely to
+    carry a theme only ever train, and the scores say how the model does on a real export. An
+    estimator whose ``fit`` takes ``target_domain`` and ``tuning_rows`` is given them (its tuning
+    rows: the scored rows of the training folds).
 
     Returns the mean and standard deviation across folds of macro F1, micro F1, polarity
     accuracy and the share of no-theme texts left untagged, and the per-fold values.
@@ -225,21 +228,23 @@ def cross_validate(
 
     codebook = codebook or load_codebook(getattr(estimator, "codebook", None))
     texts, labels = list(texts), [dict(label) for label in labels]
-    target = (
-        np.ones(len(texts), dtype=bool)
-        if target_domain is None
-        else np.asarray(target_domain, dtype=bool)
-    )
-    scored = np.flatnonzero(target)
-    auxiliary = np.flatnonzero(~target)
+    everything = np.ones(len(texts), dtype=bool)
+    target = everything if target_domain is None else np.asarray(target_domain, dtype=bool)
+    scored_mask = target if scored_rows is None else np.asarray(scored_rows, dtype=bool)
+    scored = np.flatnonzero(scored_mask)
+    always_train = np.flatnonzero(~scored_mask)
     targets = label_matrix(pd.Series([labels[i] for i in scored]), codebook)
     splitter = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
-    takes_domain = "target_domain" in inspect.signature(estimator.fit).parameters
+    accepts = inspect.signature(estimator.fit).parameters
     per_fold = []
     for train_part, test_part in splitter.split(np.zeros(len(scored)), targets):
-        train_index = np.concatenate([auxiliary, scored[train_part]])
+        train_index = np.concatenate([always_train, scored[train_part]])
         test_index = scored[test_part]
-        extra = {"target_domain": target[train_index].tolist()} if takes_domain else {}
+        extra = {}
+        if "target_domain" in accepts and target_domain is not None:
+            extra["target_domain"] = target[train_index].tolist()
+        if "tuning_rows" in accepts and scored_rows is not None:
+            extra["tuning_rows"] = scored_mask[train_index].tolist()
         model = clone(estimator).fit(
             [texts[i] for i in train_index], [labels[i] for i in train_index], **extra
         )
@@ -247,7 +252,11 @@ def cross_validate(
         per_fold.append(
             theme_metrics([labels[i] for i in test_index], predicted, codebook.theme_ids)
         )
-    summary = {"folds": folds, "scored_rows": "target domain" if target_domain else "all"}
+    summary = {
+        "folds": folds,
+        "scored_rows": "all" if len(always_train) == 0 else "a subset",
+        "n_scored": len(scored),
+    }
     for key in ("macro_f1", "micro_f1", "polarity_accuracy", "untagged_share_of_no_theme"):
         values = np.array([fold[key] for fold in per_fold])
         summary[key] = {

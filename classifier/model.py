@@ -178,6 +178,7 @@ class ThemeClassifier(BaseEstimator):
         X: Sequence[object],
         y: Sequence[Mapping[str, str]],
         target_domain: Sequence[bool] | None = None,
+        tuning_rows: Sequence[bool] | None = None,
     ) -> ThemeClassifier:
         """Learn every theme of the codebook from texts ``X`` and label dicts ``y``.
 
@@ -189,6 +190,11 @@ class ThemeClassifier(BaseEstimator):
         target_domain : sequence of bool, optional
             True for texts of the kind the model will tag (real feedback), False for auxiliary
             texts (written for the corpus). Used for domain adaptation.
+        tuning_rows : sequence of bool, optional
+            Rows whose out-of-fold scores fit the calibration and the thresholds. Default: the
+            target-domain rows (``tune_on="target"``) or all rows. Pass the rows that look like
+            what the model will tag (e.g. real rows drawn at random, not rows chosen because
+            they were likely to carry a theme), so that thresholds suit a real export.
         """
         codebook = load_codebook(self.codebook)
         texts = list(X)
@@ -229,7 +235,11 @@ class ThemeClassifier(BaseEstimator):
         if self.tune_on not in ("target", "all"):
             raise ClassifierError(f"tune_on must be 'target' or 'all', not {self.tune_on!r}")
         tuned = np.ones(len(texts), dtype=bool)
-        if self.tune_on == "target" and target is not None and target.any():
+        if tuning_rows is not None:
+            tuned = np.asarray(tuning_rows, dtype=bool)
+            if len(tuned) != len(texts) or not tuned.any():
+                raise ClassifierError("tuning_rows must flag some of the texts, one flag per text")
+        elif self.tune_on == "target" and target is not None and target.any():
             tuned = target.copy()
 
         positive = self.polarities_[0]

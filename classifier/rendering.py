@@ -97,8 +97,9 @@ def render_metrics(report: dict) -> str:
     if "cross_validation" in report:
         cv = report["cross_validation"]
         scored = (
-            "the train split's real rows (authored rows always in training)"
-            if cv.get("scored_rows") == "target domain"
+            f"the train split, scored on its {cv.get('n_scored', 0):,} real rows drawn at random "
+            "(authored rows and rows chosen as likely to carry a theme always in training)"
+            if cv.get("scored_rows") == "a subset"
             else "the train split"
         )
         lines += [

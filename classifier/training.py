@@ -58,6 +58,32 @@ def is_real(frame: pd.DataFrame) -> pd.Series:
     return frame["source"] != "authored"
 
 
+def is_representative(frame: pd.DataFrame) -> pd.Series:
+    """Real rows that stand for a real export: all but those chosen as likely to carry a theme.
+
+    Thresholds are tuned and cross-validation is scored on these rows, so that both reflect
+    the mix of a real export (mostly no theme), not the enriched sample that was coded to teach
+    the model.
+    """
+    targeted = (
+        frame["selection"].eq("targeted")
+        if "selection" in frame
+        else pd.Series(False, index=frame.index)
+    )
+    return is_real(frame) & ~targeted
+
+
+def fit_params(train: pd.DataFrame) -> dict:
+    """What ThemeClassifier.fit needs besides texts and labels: the domain of each row."""
+    real = is_real(train)
+    if not real.any() or real.all():
+        return {}
+    return {
+        "target_domain": real.tolist(),
+        "tuning_rows": is_representative(train).tolist(),
+    }
+
+
 def _groups(test: pd.DataFrame) -> dict[str, pd.Series]:
     groups = {}
     if is_real(test).any() and not is_real(test).all():
@@ -143,17 +169,22 @@ def evaluate_model(
                 },
             }
     if cv_folds:
-        real = is_real(train)
-        scored = "real rows" if real.any() and not real.all() else "all rows"
-        log(f"{cv_folds}-fold cross-validation on the train split ({scored} scored)")
-        report["cross_validation"] = cross_validate(
-            ThemeClassifier(**params),
-            train["text"].tolist(),
-            train["labels"].tolist(),
-            folds=cv_folds,
-            target_domain=real.tolist() if scored == "real rows" else None,
-        )
+        log(f"{cv_folds}-fold cross-validation on the train split")
+        report["cross_validation"] = _cross_validate(ThemeClassifier(**params), train, cv_folds)
     return report
+
+
+def _cross_validate(estimator, train: pd.DataFrame, folds: int) -> dict:
+    """CV scored on the train split's representative real rows (all rows if it has none)."""
+    params = fit_params(train)
+    return cross_validate(
+        estimator,
+        train["text"].tolist(),
+        train["labels"].tolist(),
+        folds=folds,
+        target_domain=params.get("target_domain"),
+        scored_rows=params.get("tuning_rows"),
+    )
 
 
 def train_model(
@@ -174,9 +205,7 @@ def train_model(
 
     log(f"fitting on {len(train):,} training texts")
     model = ThemeClassifier(**model_params).fit(
-        train["text"].tolist(),
-        train["labels"].tolist(),
-        target_domain=is_real(train).tolist(),
+        train["text"].tolist(), train["labels"].tolist(), **fit_params(train)
     )
     report = evaluate_model(model, corpus, baselines=True, cv_folds=cv_folds, log=log)
 
@@ -187,15 +216,9 @@ def train_model(
                 report["ablation"][name] = report["cross_validation"]
                 continue
             log(f"ablation: {name}")
-            real = is_real(train)
-            cv = cross_validate(
-                ThemeClassifier(**{**model_params, **change}),
-                train["text"].tolist(),
-                train["labels"].tolist(),
-                folds=cv_folds,
-                target_domain=real.tolist() if real.any() and not real.all() else None,
+            report["ablation"][name] = _cross_validate(
+                ThemeClassifier(**{**model_params, **change}), train, cv_folds
             )
-            report["ablation"][name] = cv
 
     output_dir = Path(output_dir)
     model_path = save_model(model, output_dir / MODEL_FILE)

@@ -33,3 +33,47 @@ def test_svc_baseline_fits_and_predicts(tiny_corpus):
     baseline = TfidfSvcBaseline().fit(train["text"].tolist(), train["labels"].tolist())
     predictions = baseline.predict(["She cancelled again.", None])
     assert len(predictions) == 2 and predictions[1] == {}
+
+
+class _Spy:
+    """Records what cross_validate fits on and predicts; predicts no theme."""
+
+    calls: list = []
+
+    def __init__(self, codebook=None):
+        self.codebook = codebook
+
+    def get_params(self, deep=True):
+        return {"codebook": self.codebook}
+
+    def set_params(self, **params):
+        return self
+
+    def fit(self, X, y, target_domain=None, tuning_rows=None):
+        _Spy.calls.append({"fit": list(X), "target": target_domain, "tuning": tuning_rows})
+        return self
+
+    def predict(self, X):
+        _Spy.calls[-1]["predict"] = list(X)
+        return [{} for _ in X]
+
+
+def test_cross_validation_scores_only_the_scored_rows(tiny_corpus):
+    from classifier.evaluation import cross_validate
+
+    rows = tiny_corpus[tiny_corpus["split"] == "train"]
+    texts, labels = rows["text"].tolist(), rows["labels"].tolist()
+    real = (rows["source"] != "authored").tolist()
+    scored = [r and i % 2 == 0 for i, r in enumerate(real)]  # half the real rows
+    _Spy.calls = []
+    cross_validate(_Spy(), texts, labels, folds=3, target_domain=real, scored_rows=scored)
+    predicted = [text for call in _Spy.calls for text in call["predict"]]
+    expected = [t for t, s in zip(texts, scored, strict=True) if s]
+    assert sorted(predicted) == sorted(expected)  # every scored row once, nothing else
+    for call in _Spy.calls:
+        fitted = set(call["fit"])
+        assert {t for t, s in zip(texts, scored, strict=True) if not s} <= fitted
+        flags = dict(zip(texts, real, strict=True))
+        assert call["target"] == [flags[t] for t in call["fit"]]
+        tuning = dict(zip(texts, scored, strict=True))
+        assert call["tuning"] == [tuning[t] for t in call["fit"]]

@@ -76,6 +76,10 @@ def real_records(shared_csv: Path, pool_csv: Path) -> list[dict]:
                     "source": "nhs-pool",
                     "question": source_row["question"],
                     "organisation": source_row["organisation"],
+                    # "random" rows represent a real export; "targeted" ones were picked because
+                    # the old model saw a likely theme (see the datasheet). Training tunes
+                    # thresholds and cross-validation scores on representative rows only.
+                    "selection": row.selection,
                     "split": row.split,
                 }
             )
