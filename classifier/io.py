@@ -216,7 +216,7 @@ class TableReader:
                     raise ClassifierError(
                         f"{self.path}, line {line_number}: expected a JSON object per line"
                     )
-                records.append(record)
+                records.append(_without_surrogates(record))
                 if len(records) == self.chunk_size:
                     seen_any = True
                     yield frame()
@@ -325,7 +325,11 @@ class ChunkWriter:
             if destination is None:
                 self._stream = sys.stdout
             else:
-                self._stream = open(destination, "w", encoding="utf-8", newline="")
+                # errors="replace": a lone surrogate (invalid Unicode from a JSON escape) cannot
+                # be written as UTF-8; it becomes "?" instead of failing the whole run.
+                self._stream = open(
+                    destination, "w", encoding="utf-8", newline="", errors="replace"
+                )
         elif self.fmt == "xlsx":
             from openpyxl import Workbook
 
@@ -430,9 +434,27 @@ class ChunkWriter:
             self._temporary = None
 
 
+def _without_surrogates(record: dict) -> dict:
+    """A JSON record whose strings hold no lone surrogate (a JSON escape such as "\\ud800").
+
+    Such a string is not valid Unicode: no table library can hold it and no UTF-8 file can store
+    it. Each one becomes "?", so the text keeps its length.
+    """
+    for key, value in record.items():
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                record[key] = value.encode("utf-8", "replace").decode("utf-8")
+    return record
+
+
 def _excel_text(value: str) -> str:
     """The text without the control characters an .xlsx file cannot hold (tab, LF, CR stay)."""
-    return _EXCEL_ILLEGAL.sub("", value)
+    value = _EXCEL_ILLEGAL.sub("", value)
+    if not value.isascii():  # lone surrogates cannot be stored either
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def describe_column(name: object, width: int = 24) -> str:

@@ -154,8 +154,17 @@ def build_nlp(negation: bool = True, max_scope: int = 8):
 
 
 def as_text(value: object) -> str:
-    """Return ``value`` if it is a usable string, else "" (None, NaN, numbers, bytes...)."""
+    """Return ``value`` if it is a usable string, else "" (None, NaN, numbers, bytes...).
+
+    A lone surrogate (invalid Unicode, e.g. from a JSON escape) becomes "?", one character for
+    one, so that evidence spans still index the original text; spaCy cannot store it.
+    """
     if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return value.encode("utf-8", "replace").decode("utf-8")
         return value
     if isinstance(value, float) and math.isnan(value):
         return ""

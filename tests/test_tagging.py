@@ -247,3 +247,15 @@ def test_line_breaks_inside_texts_never_split_rows(tmp_path, tiny_model_path, su
     back = pd.read_csv(target, sep="\t" if suffix == ".tsv" else ",", dtype=str)
     assert back["text"].tolist() == texts
     assert back["id"].tolist() == [str(i) for i in range(len(texts))]
+
+
+def test_a_lone_surrogate_is_analysed_and_written_not_a_crash(tmp_path, tiny_model_path):
+    # '\ud800' (from a JSON escape) used to crash classify_many for the whole batch.
+    model = load_model(tiny_model_path)
+    assert [p.status for p in model.classify_many(["a \ud800 b", "fine"])] == ["ok", "ok"]
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "text": "she \\ud800 listened"}\n{"id": 2, "text": "ok"}\n')
+    for suffix in (".csv", ".jsonl"):
+        _tag(source, tmp_path / f"out{suffix}", tiny_model_path)
+    back = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    assert back["text"].tolist() == ["she ? listened", "ok"]
