@@ -215,8 +215,8 @@ def cross_validate(
     folds and scored; every other row is always training data. So with real rows drawn at random
     as ``scored_rows``, texts written for the corpus and rows picked because they were likely to
     carry a theme only ever train, and the scores say how the model does on a real export. An
-    estimator whose ``fit`` takes ``target_domain`` and ``tuning_rows`` is given them (its tuning
-    rows: the scored rows of the training folds).
+    estimator whose ``fit`` takes ``target_domain`` and ``calibration_rows`` is given them (its
+    calibration rows: the scored rows of the training folds).
 
     Returns the mean and standard deviation across folds of macro F1, micro F1, polarity
     accuracy and the share of no-theme texts left untagged, and the per-fold values.
@@ -243,8 +243,8 @@ def cross_validate(
         extra = {}
         if "target_domain" in accepts and target_domain is not None:
             extra["target_domain"] = target[train_index].tolist()
-        if "tuning_rows" in accepts and scored_rows is not None:
-            extra["tuning_rows"] = scored_mask[train_index].tolist()
+        if "calibration_rows" in accepts and scored_rows is not None:
+            extra["calibration_rows"] = scored_mask[train_index].tolist()
         model = clone(estimator).fit(
             [texts[i] for i in train_index], [labels[i] for i in train_index], **extra
         )

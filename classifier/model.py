@@ -3,10 +3,12 @@
 For every theme of the codebook the model learns two things from the same TF-IDF features:
 
 * presence: a logistic regression, whose out-of-fold scores (``cross_val_predict`` on the
-  training data) give its calibration (Platt's sigmoid, or isotonic regression) and an F1-optimal
-  decision threshold (``precision_recall_curve``). Both are fitted on the real rows when the
-  training data has them (``target_domain``), so that scores are probabilities and thresholds
-  are optimal for the texts the model is used on, not for the cleaner texts written for it;
+  training data) give its decision threshold, F1-optimal over all training rows
+  (``precision_recall_curve``), and its calibration (Platt's sigmoid, or isotonic regression),
+  fitted on the real rows when the training data has them (``target_domain``, or
+  ``calibration_rows``), so that a score is a probability for the texts the model is used on.
+  (Thresholds tuned on the real rows alone were worse on held-out real rows: too few positives
+  per theme to place them well; see the model card.)
 * polarity: a logistic regression trained on the texts that carry the theme, telling a strength
   from a concern.
 
@@ -106,9 +108,9 @@ class ThemeClassifier(BaseEstimator):
     domain_adaptation : bool, default=True
         Augment the features (see the module docstring) when ``fit`` is given ``target_domain``
         with both real and other rows.
-    tune_on : {"target", "all"}, default="target"
-        Rows whose out-of-fold scores fit the calibration and the thresholds: the target-domain
-        (real) rows when ``fit`` is given ``target_domain``, or all rows.
+    calibrate_on : {"target", "all"}, default="target"
+        Rows whose out-of-fold scores fit the calibration: the target-domain (real) rows when
+        ``fit`` is given ``target_domain``, or all rows.
     calibration : {"sigmoid", "isotonic"}, default="sigmoid"
         Calibration method of the presence scores.
     cv : int, default=5
@@ -154,7 +156,7 @@ class ThemeClassifier(BaseEstimator):
         min_df: int = 2,
         C: float = 4.0,
         domain_adaptation: bool = True,
-        tune_on: str = "target",
+        calibrate_on: str = "target",
         calibration: str = "sigmoid",
         cv: int = 5,
         random_state: int = 0,
@@ -167,7 +169,7 @@ class ThemeClassifier(BaseEstimator):
         self.min_df = min_df
         self.C = C
         self.domain_adaptation = domain_adaptation
-        self.tune_on = tune_on
+        self.calibrate_on = calibrate_on
         self.calibration = calibration
         self.cv = cv
         self.random_state = random_state
@@ -178,7 +180,7 @@ class ThemeClassifier(BaseEstimator):
         X: Sequence[object],
         y: Sequence[Mapping[str, str]],
         target_domain: Sequence[bool] | None = None,
-        tuning_rows: Sequence[bool] | None = None,
+        calibration_rows: Sequence[bool] | None = None,
     ) -> ThemeClassifier:
         """Learn every theme of the codebook from texts ``X`` and label dicts ``y``.
 
@@ -190,11 +192,11 @@ class ThemeClassifier(BaseEstimator):
         target_domain : sequence of bool, optional
             True for texts of the kind the model will tag (real feedback), False for auxiliary
             texts (written for the corpus). Used for domain adaptation.
-        tuning_rows : sequence of bool, optional
-            Rows whose out-of-fold scores fit the calibration and the thresholds. Default: the
-            target-domain rows (``tune_on="target"``) or all rows. Pass the rows that look like
-            what the model will tag (e.g. real rows drawn at random, not rows chosen because
-            they were likely to carry a theme), so that thresholds suit a real export.
+        calibration_rows : sequence of bool, optional
+            Rows whose out-of-fold scores fit the calibration. Default: the target-domain rows
+            (``calibrate_on="target"``) or all rows. Pass the rows that look like what the model
+            will tag (real rows drawn at random, not rows chosen because they were likely to
+            carry a theme), so that a score is a probability on a real export.
         """
         codebook = load_codebook(self.codebook)
         texts = list(X)
@@ -232,15 +234,19 @@ class ThemeClassifier(BaseEstimator):
         if self.augmented_:
             features = augment(features, target)
 
-        if self.tune_on not in ("target", "all"):
-            raise ClassifierError(f"tune_on must be 'target' or 'all', not {self.tune_on!r}")
-        tuned = np.ones(len(texts), dtype=bool)
-        if tuning_rows is not None:
-            tuned = np.asarray(tuning_rows, dtype=bool)
-            if len(tuned) != len(texts) or not tuned.any():
-                raise ClassifierError("tuning_rows must flag some of the texts, one flag per text")
-        elif self.tune_on == "target" and target is not None and target.any():
-            tuned = target.copy()
+        if self.calibrate_on not in ("target", "all"):
+            raise ClassifierError(
+                f"calibrate_on must be 'target' or 'all', not {self.calibrate_on!r}"
+            )
+        calibrated_rows = np.ones(len(texts), dtype=bool)
+        if calibration_rows is not None:
+            calibrated_rows = np.asarray(calibration_rows, dtype=bool)
+            if len(calibrated_rows) != len(texts) or not calibrated_rows.any():
+                raise ClassifierError(
+                    "calibration_rows must flag some of the texts, one flag per text"
+                )
+        elif self.calibrate_on == "target" and target is not None and target.any():
+            calibrated_rows = target.copy()
 
         positive = self.polarities_[0]
         self.presence_, self.calibrators_, self.polarity_, self.thresholds_ = {}, {}, {}, {}
@@ -254,11 +260,18 @@ class ThemeClassifier(BaseEstimator):
                 cv=self._folds(),
                 method="decision_function",
             )
-            rows = tuned if present[tuned].any() and not present[tuned].all() else slice(None)
+            # The decision: the F1-optimal cut of the out-of-fold scores of all rows ...
+            cut = _f1_optimal_threshold(present, held_out)
+            # ... expressed as a probability calibrated on the rows like those the model tags.
+            rows = calibrated_rows
+            if not (present[rows].any() and not present[rows].all()):
+                rows = slice(None)  # one class only among them: calibrate on all rows
             calibrator = self._calibrator().fit(held_out[rows].reshape(-1, 1), present[rows])
+            if self.calibration == "sigmoid" and calibrator.coef_[0, 0] <= 0:
+                # Too few examples to order them: fall back to all rows.
+                calibrator = self._calibrator().fit(held_out.reshape(-1, 1), present)
             self.calibrators_[theme] = calibrator
-            probability = _calibrated(calibrator, held_out[rows])
-            self.thresholds_[theme] = _f1_optimal_threshold(present[rows], probability)
+            self.thresholds_[theme] = float(_calibrated(calibrator, np.array([cut]))[0])
 
             rows = np.flatnonzero(present)
             is_positive = np.array([labels[i][theme] == positive for i in rows], dtype=int)
@@ -434,9 +447,9 @@ def _calibrated(calibrator, decision: np.ndarray) -> np.ndarray:
     return calibrator.predict_proba(decision.reshape(-1, 1))[:, 1]
 
 
-def _f1_optimal_threshold(truth: np.ndarray, probability: np.ndarray) -> float:
-    """The probability threshold (predict ``>=``) with the best F1 on these rows."""
-    precision, recall, thresholds = precision_recall_curve(truth, probability)
+def _f1_optimal_threshold(truth: np.ndarray, scores: np.ndarray) -> float:
+    """The score threshold (predict ``>=``) with the best F1 on these rows."""
+    precision, recall, thresholds = precision_recall_curve(truth, scores)
     with np.errstate(divide="ignore", invalid="ignore"):
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
     return float(thresholds[int(np.argmax(f1[:-1]))])

@@ -61,7 +61,7 @@ def is_real(frame: pd.DataFrame) -> pd.Series:
 def is_representative(frame: pd.DataFrame) -> pd.Series:
     """Real rows that stand for a real export: all but those chosen as likely to carry a theme.
 
-    Thresholds are tuned and cross-validation is scored on these rows, so that both reflect
+    Scores are calibrated and cross-validation is scored on these rows, so that both reflect
     the mix of a real export (mostly no theme), not the enriched sample that was coded to teach
     the model.
     """
@@ -80,7 +80,7 @@ def fit_params(train: pd.DataFrame) -> dict:
         return {}
     return {
         "target_domain": real.tolist(),
-        "tuning_rows": is_representative(train).tolist(),
+        "calibration_rows": is_representative(train).tolist(),
     }
 
 
@@ -183,7 +183,7 @@ def _cross_validate(estimator, train: pd.DataFrame, folds: int) -> dict:
         train["labels"].tolist(),
         folds=folds,
         target_domain=params.get("target_domain"),
-        scored_rows=params.get("tuning_rows"),
+        scored_rows=params.get("calibration_rows"),
     )
 
 

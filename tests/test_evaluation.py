@@ -49,8 +49,8 @@ class _Spy:
     def set_params(self, **params):
         return self
 
-    def fit(self, X, y, target_domain=None, tuning_rows=None):
-        _Spy.calls.append({"fit": list(X), "target": target_domain, "tuning": tuning_rows})
+    def fit(self, X, y, target_domain=None, calibration_rows=None):
+        _Spy.calls.append({"fit": list(X), "target": target_domain, "tuning": calibration_rows})
         return self
 
     def predict(self, X):

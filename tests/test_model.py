@@ -124,38 +124,42 @@ def test_compiled_scores_match_the_scikit_learn_estimators(tiny_model, tiny_corp
     )
 
 
-def test_thresholds_are_f1_optimal_on_out_of_fold_scores_of_the_tuned_rows(tiny_corpus):
+def test_thresholds_are_f1_optimal_cuts_calibrated_on_the_real_rows(tiny_corpus):
     from sklearn.metrics import f1_score
+    from sklearn.model_selection import cross_val_predict
+
+    from classifier.model import _calibrated, augment
 
     train = tiny_corpus[tiny_corpus["split"] == "train"]
     real = (train["source"] != "authored").to_numpy()
     model = ThemeClassifier(**TINY_PARAMS).fit(
         train["text"].tolist(), train["labels"].tolist(), target_domain=real
     )
-    everywhere = ThemeClassifier(**TINY_PARAMS, tune_on="all").fit(
+    everywhere = ThemeClassifier(**TINY_PARAMS, calibrate_on="all").fit(
         train["text"].tolist(), train["labels"].tolist(), target_domain=real
     )
-    # Same estimators, different tuning rows: the presence models agree, the thresholds need not.
     theme = "empathy"
+    # Same estimators and the same decisions; only the probability scale differs.
     np.testing.assert_array_equal(model.presence_[theme].coef_, everywhere.presence_[theme].coef_)
+    texts = tiny_corpus["text"].tolist()
+    np.testing.assert_array_equal(
+        model.predict_proba(texts) >= model.compile().thresholds,
+        everywhere.predict_proba(texts) >= everywhere.compile().thresholds,
+    )
     assert model.thresholds_ != everywhere.thresholds_
-    # No other threshold on the out-of-fold probabilities of the real rows has a higher F1.
-    from sklearn.model_selection import cross_val_predict
-
+    # No other cut of the out-of-fold scores of all rows has a higher F1.
     features = model.vectorizer_.transform(model.preprocessor_.transform(train["text"].tolist()))
-    from classifier.model import _calibrated, augment
-
     features = augment(features, real)
     truth = np.array([theme in labels for labels in train["labels"]], dtype=int)
     held_out = cross_val_predict(
         model._logistic_regression(), features, truth, cv=model._folds(),
         method="decision_function",
     )  # fmt: skip
-    probability = _calibrated(model.calibrators_[theme], held_out[real])
+    probability = _calibrated(model.calibrators_[theme], held_out)
     # (float32 decision values: allow for the last digit of the stored threshold)
-    best = f1_score(truth[real], probability >= model.thresholds_[theme] - 1e-6)
-    for candidate in np.unique(probability):
-        assert f1_score(truth[real], probability >= candidate) <= best + 1e-12
+    best = f1_score(truth, probability >= model.thresholds_[theme] - 1e-6)
+    for candidate in np.unique(held_out):
+        assert f1_score(truth, held_out >= candidate) <= best + 1e-12
 
 
 @pytest.mark.parametrize("adapt", [True, False])
