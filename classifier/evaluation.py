@@ -208,6 +208,7 @@ def cross_validate(
     random_state: int = 0,
     target_domain: Sequence[bool] | None = None,
     scored_rows: Sequence[bool] | None = None,
+    n_jobs: int | None = None,
 ) -> dict:
     """K-fold cross-validation, stratified over theme x polarity cells (iterative stratification).
 
@@ -218,11 +219,13 @@ def cross_validate(
     estimator whose ``fit`` takes ``target_domain`` and ``calibration_rows`` is given them (its
     calibration rows: the scored rows of the training folds).
 
-    Returns the mean and standard deviation across folds of macro F1, micro F1, polarity
-    accuracy and the share of no-theme texts left untagged, and the per-fold values.
+    Folds run in ``n_jobs`` processes (joblib; None: one). Returns the mean and standard
+    deviation across folds of macro F1, micro F1, polarity accuracy and the share of no-theme
+    texts left untagged, and the per-fold values.
     """
     import pandas as pd
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+    from joblib import Parallel, delayed
 
     from classifier.data import label_matrix
 
@@ -236,8 +239,8 @@ def cross_validate(
     targets = label_matrix(pd.Series([labels[i] for i in scored]), codebook)
     splitter = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
     accepts = inspect.signature(estimator.fit).parameters
-    per_fold = []
-    for train_part, test_part in splitter.split(np.zeros(len(scored)), targets):
+
+    def one_fold(train_part: np.ndarray, test_part: np.ndarray) -> dict:
         train_index = np.concatenate([always_train, scored[train_part]])
         test_index = scored[test_part]
         extra = {}
@@ -249,9 +252,12 @@ def cross_validate(
             [texts[i] for i in train_index], [labels[i] for i in train_index], **extra
         )
         predicted = model.predict([texts[i] for i in test_index])
-        per_fold.append(
-            theme_metrics([labels[i] for i in test_index], predicted, codebook.theme_ids)
-        )
+        return theme_metrics([labels[i] for i in test_index], predicted, codebook.theme_ids)
+
+    per_fold = Parallel(n_jobs=n_jobs)(
+        delayed(one_fold)(train_part, test_part)
+        for train_part, test_part in splitter.split(np.zeros(len(scored)), targets)
+    )
     summary = {
         "folds": folds,
         "scored_rows": "all" if len(always_train) == 0 else "a subset",

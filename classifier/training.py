@@ -174,8 +174,11 @@ def evaluate_model(
     return report
 
 
-def _cross_validate(estimator, train: pd.DataFrame, folds: int) -> dict:
-    """CV scored on the train split's representative real rows (all rows if it has none)."""
+def _cross_validate(estimator, train: pd.DataFrame, folds: int, n_jobs: int | None = -1) -> dict:
+    """CV scored on the train split's representative real rows (all rows if it has none).
+
+    Folds run in parallel, one process per core.
+    """
     params = fit_params(train)
     return cross_validate(
         estimator,
@@ -184,6 +187,7 @@ def _cross_validate(estimator, train: pd.DataFrame, folds: int) -> dict:
         folds=folds,
         target_domain=params.get("target_domain"),
         scored_rows=params.get("calibration_rows"),
+        n_jobs=n_jobs,
     )
 
 
