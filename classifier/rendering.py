@@ -115,20 +115,24 @@ def render_metrics(report: dict) -> str:
         # ("never felt judged"), which presence F1 alone does not show.
         lines += [
             "",
-            "| preprocessing (CV, as above) | macro F1 | polarity accuracy |",
-            "|---|---|---|",
+            "| pipeline step switched off (CV, as above) | macro F1 | micro F1 | "
+            "polarity accuracy |",
+            "|---|---|---|---|",
         ]
         for name, cv in report["ablation"].items():
-            f1, polarity = cv["macro_f1"], cv["polarity_accuracy"]
+            f1, micro, polarity = cv["macro_f1"], cv["micro_f1"], cv["polarity_accuracy"]
             lines.append(
                 f"| {name} | {f1['mean']:.3f} ± {f1['std']:.3f} | "
+                f"{micro['mean']:.3f} ± {micro['std']:.3f} | "
                 f"{polarity['mean']:.3f} ± {polarity['std']:.3f} |"
             )
-    brier = test["all"].get("brier")
+    brier_group = REAL if REAL in test else "all"
+    brier = test[brier_group].get("brier")
     if brier:
+        where = "the test split's real rows" if brier_group == REAL else "the test split"
         lines += [
             "",
-            "Calibration (Brier score of the presence probability, test split; lower "
+            f"Calibration (Brier score of the presence probability on {where}; lower "
             "is better): " + ", ".join(f"{t} {v:.3f}" for t, v in brier.items()) + ".",
         ]
     return "\n".join(lines) + "\n"
@@ -157,13 +161,19 @@ LIMITATIONS = """## Intended use and limitations
 - For reading feedback in aggregate (a service's strengths and concerns over a quarter, trends
   across sites) and as a research instrument whose error rates are reported above. Not for
   judging an individual clinician or client from a handful of comments.
-- Compare the `source=nhs-fft` row with the `source=authored` row: most training and test texts
-  were written for this corpus, and the model does markedly worse on real survey comments, which
-  are shorter, vaguer and mostly about no theme at all. Check a sample of your own export before
-  relying on the counts.
-- A score is a probability calibrated by cross-validation on the train split, where about one
-  text in five carries no theme (Brier scores above are on the test split). Real survey exports
-  carry far more texts without a theme: there, read a score as a ranking, not a frequency.
+- Judge it by the `real` rows: real survey comments drawn at random, as an export looks (most
+  carry no theme). The authored rows were written for the corpus; the model treats every text
+  it tags as real, so its numbers on authored rows are lower than a model tuned for them.
+- The real rows are NHS survey comments (mental-health, community, ambulance, 111, transport,
+  children's centres), not comments on individual psychotherapy. Genuineness, collaboration and
+  boundaries are rare there (a few dozen real test rows each), and the model finds them poorly:
+  read their counts as indicative only. Empathy and progress are measured on hundreds of rows.
+- A score is a probability calibrated on real rows drawn at random (Brier scores above). The
+  decision threshold of each theme is the F1-optimal cut of out-of-fold scores, so a tag means
+  "more likely than not worth a look", not certainty.
+- The coders were language-model helpers working from the codebook. Their agreement with each
+  other is the ceiling of this labelling process, not of human judgement (two people agree less
+  on such text).
 - English only. The model sees word and character n-grams with negation marked, not meaning:
   sarcasm, double negation and texts that mix several themes are where to expect errors. The
   evidence sentence shows what it relied on.

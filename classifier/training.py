@@ -40,6 +40,7 @@ from classifier.rendering import REAL, render_card
 # Preprocessing steps switched off one at a time; scored by cross-validation on the train split.
 ABLATIONS = {
     "full pipeline (shipped)": {},
+    "without domain adaptation": {"domain_adaptation": False},
     "without negation scope": {"negation": False},
     "without word bigrams": {"ngram_range": (1, 1)},
     "without character n-grams": {"char_ngram_range": None},
