@@ -199,6 +199,8 @@ def main() -> None:
 
     corpus = read_corpus()
     train = corpus[corpus["split"] == "train"]
+    if args.smoke:  # the reference's numbers do not matter in a smoke run, only that it runs
+        train = train.head(500)
     reference = reference_model(train["text"].tolist(), train["labels"].tolist(), model.themes_)
     ref = median_time(reference.predict_proba, batches)
     ref_rate = args.texts / ref

@@ -92,6 +92,15 @@ def tag(
     model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
     explain: bool = typer.Option(False, "--explain", help="Add the evidence sentence per theme."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes."),
+    dask: str | None = typer.Option(
+        None,
+        "--dask",
+        metavar="ADDRESS|local",
+        help="Tag a Parquet or CSV dataset (a file, a folder or a glob) on a Dask cluster: a "
+        "scheduler address (tcp://host:8786), or 'local' for a local cluster of --jobs "
+        "worker processes. --output is then a folder of part files, e.g. "
+        "classifier tag export/ -o tagged.parquet --dask local --jobs 2. Needs the [dask] extra.",
+    ),
     chunk_size: int | None = typer.Option(
         None,
         "--chunk-size",
@@ -113,6 +122,12 @@ def tag(
     summary: Path | None = typer.Option(
         None, "--summary", help="Also write the summary as JSON here."
     ),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        help="Also write an HTML report of the tagged output here (as `classifier report` "
+        "does; needs the [report] extra). --force overwrites it too.",
+    ),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
 ) -> None:
@@ -130,9 +145,35 @@ def tag(
       cat export.csv | classifier tag - --format csv > tagged.jsonl
 
       classifier tag big.csv -o big.tagged.parquet --jobs 2 --summary summary.json
+
+      classifier tag export.csv -o tagged.csv --report report.html
     """
     from classifier.tagging import progress_printer, tag_file
 
+    if report is not None:
+        _check_report_target(report, output or _default_output(input), dask is not None, force)
+    if dask is not None:
+        with user_errors():
+            result = _tag_with_dask(
+                dask,
+                input,
+                output,
+                jobs,
+                model_path=model,
+                text_column=text_column,
+                id_column=id_column,
+                explain=explain,
+                chunk_size=chunk_size,
+                encoding=encoding,
+                input_format=input_format,
+                output_format=output_format,
+                force=force,
+            )
+            if summary is not None:
+                _write_json_atomically(summary, result.to_dict())
+            if not quiet:
+                typer.echo(result.render(), err=True)
+        return
     with user_errors():
         output_path = output or _default_output(input)
         show_progress = not quiet and sys.stderr.isatty()
@@ -157,12 +198,183 @@ def tag(
             _write_json_atomically(summary, result.to_dict())
         if not quiet:
             typer.echo(result.render(), err=True)
+        if report is not None:
+            from classifier.report import build_report
+
+            made = build_report(
+                output_path, report, model_path=model, input_format=output_format, force=force
+            )
+            if not quiet:
+                typer.echo(made.render(), err=True)
+
+
+def _check_report_target(report: Path, output: str, dask: bool, force: bool) -> None:
+    """Refuse `tag --report` before tagging, not after an hour of it, when it cannot be made."""
+    if dask:
+        raise typer.BadParameter(
+            "needs one output file; run `classifier report` on a part file of --dask output",
+            param_hint="--report",
+        )
+    if output == "-":
+        raise typer.BadParameter(
+            "needs an output file, not standard output: pass --output FILE",
+            param_hint="--report",
+        )
+    from classifier.report import require_matplotlib
+
+    with user_errors():
+        require_matplotlib()
+        if report.exists() and not force:
+            raise ClassifierError(f"{report}: already exists; pass --force to overwrite it")
+        if Path(output).resolve() == report.resolve():
+            raise ClassifierError(f"{report}: the report would overwrite the tagged output")
+
+
+def _tag_with_dask(address: str, input: str, output: str | None, jobs: int, **options):
+    """The --dask branch of `tag`: check the options that mean something else, then tag."""
+    from classifier.distributed import LOCAL, tag_dataset
+    from classifier.tagging import DEFAULT_CHUNK_SIZE
+
+    if output is None or output == "-":
+        raise typer.BadParameter(
+            "--dask writes a folder of part files: pass --output FOLDER", param_hint="--output"
+        )
+    if jobs > 1 and address != LOCAL:
+        raise typer.BadParameter(
+            "sets the workers of --dask local; a scheduler's cluster has its own",
+            param_hint="--jobs",
+        )
+    options["chunk_size"] = options["chunk_size"] or DEFAULT_CHUNK_SIZE
+    return tag_dataset(
+        input, output, scheduler=address, n_workers=jobs if address == LOCAL else None, **options
+    )
 
 
 def _write_json_atomically(path: Path, payload: dict) -> None:
     from classifier._files import write_text_atomically
 
     write_text_atomically(path, json.dumps(payload, indent=2) + "\n")
+
+
+# -------------------------------------------------------------------------------- report
+def _default_report(tagged: str) -> str:
+    if tagged == "-":
+        return "report.html"
+    path = Path(tagged)
+    return str(path.with_name(f"{path.stem}.report.html"))
+
+
+def _choice(value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+@app.command()
+def report(
+    tagged: str = typer.Argument(
+        ...,
+        help="Output of `classifier tag` (.csv, .tsv, .jsonl, .xlsx, .parquet), or - for stdin.",
+    ),
+    output: str | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="The HTML file to write. Default: TAGGED's name with .report.html.",
+    ),
+    date_column: str | None = typer.Option(
+        None, "--date-column", help="Column of dates: themes per week or month."
+    ),
+    date_format: str | None = typer.Option(
+        None,
+        "--date-format",
+        help="strptime format of --date-column, e.g. %d/%m/%Y.  [default: ISO 8601, YYYY-MM-DD]",
+    ),
+    period: str = typer.Option(
+        "auto",
+        "--period",
+        callback=lambda value: _choice(value, ("auto", "week", "month")),
+        help="Time unit of --date-column: auto, week or month (auto: weeks for spans up to six "
+        "months with --min-group tagged rows a week on average, else months).",
+    ),
+    group_column: str | None = typer.Option(
+        None, "--group-column", help="Column of teams, services or clinician codes to compare."
+    ),
+    min_group: int = typer.Option(
+        10,
+        "--min-group",
+        min=1,
+        help="Groups with fewer tagged rows are merged into 'other', never shown alone.",
+    ),
+    max_groups: int = typer.Option(
+        20, "--max-groups", min=1, help="Show at most this many groups (the largest) alone."
+    ),
+    quotes: int = typer.Option(
+        0,
+        "--quotes",
+        min=0,
+        help="Quote up to N evidence sentences per theme and polarity (needs `tag --explain` "
+        "output). Off by default: the texts are sensitive.",
+    ),
+    id_column: str | None = typer.Option(
+        None, "--id-column", help="Column naming the rows of quotes (default: an id column)."
+    ),
+    near: float = typer.Option(
+        0.1,
+        "--near",
+        min=0.0,
+        max=0.5,
+        help="A score this close to the theme's threshold counts as near it (uncertain).",
+    ),
+    title: str | None = typer.Option(None, "--title", help="Heading of the report."),
+    model: Path | None = typer.Option(
+        None, "--model", help="Model that tagged the file, for its model card (default: shipped)."
+    ),
+    input_format: str | None = typer.Option(
+        None, "--format", help="Format of TAGGED when the extension does not say."
+    ),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
+) -> None:
+    """Write a one-file HTML report of a tagged table, to read, print or forward.
+
+    Headline numbers, strengths against concerns per theme (with how many rows are near the
+    model's threshold), themes over time, groups side by side and, on request, a few quotes.
+    The file opens offline, with no script and nothing fetched. Small groups are merged into
+    "other" so that no small group, and no individual, can be picked out.
+
+    Examples:
+
+      classifier report tagged.csv -o report.html
+
+      classifier report tagged.csv -o report.html --date-column submitted --group-column service
+
+      classifier report tagged.jsonl --quotes 3 --title "Talking therapies, Q1"
+    """
+    from classifier.report import build_report
+
+    with user_errors():
+        made = build_report(
+            tagged,
+            output or _default_report(tagged),
+            model_path=model,
+            date_column=date_column,
+            date_format=date_format,
+            period=period,
+            group_column=group_column,
+            min_group=min_group,
+            max_groups=max_groups,
+            quotes=quotes,
+            id_column=id_column,
+            near=near,
+            title=title,
+            input_format=input_format,
+            encoding=encoding,
+            force=force,
+        )
+        if not quiet:
+            typer.echo(made.render(), err=True)
 
 
 # ------------------------------------------------------------------------------- explain
@@ -274,6 +486,15 @@ def train(
     update_readme: Path | None = typer.Option(
         None, "--update-readme", help="README whose evaluation block to regenerate."
     ),
+    add: list[Path] | None = typer.Option(
+        None,
+        "--add",
+        help="A coded table (.csv, .tsv, .xlsx, .parquet, .jsonl; one column per theme) to train "
+        "on as well, 20% of its rows held out and scored apart; repeat for several.",
+    ),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="Text column of the --add tables (detected if obvious)."
+    ),
 ) -> None:
     """Train a model on the corpus's train split; write the model file and its model card.
 
@@ -284,20 +505,39 @@ def train(
       classifier train
 
       classifier train --corpus my_labels.jsonl --codebook my_codebook.toml --output-dir my_model
+
+      classifier train --add to_code.xlsx --add more_coded.csv --output-dir my_model
+
+    With --add, the corpus (--corpus, or the shipped one) plus the coded rows are written to
+    OUTPUT_DIR/training-corpus.jsonl and trained on; the card lists the added files.
     """
     from classifier.data import DEFAULT_CORPUS_PATH
     from classifier.rendering import render_metrics, update_readme_block
     from classifier.training import train_model
 
     with user_errors():
-        card = train_model(
-            corpus or DEFAULT_CORPUS_PATH,
-            output_dir,
-            codebook_path=str(codebook) if codebook else None,
-            cv_folds=cv_folds,
-            ablation=ablation,
-            log=lambda message: typer.echo(message, err=True),
-        )
+        if add:
+            from classifier.retrain import train_with_coded
+
+            card = train_with_coded(
+                [str(path) for path in add],
+                output_dir,
+                corpus_path=corpus,
+                codebook_path=codebook,
+                cv_folds=cv_folds,
+                ablation=ablation,
+                text_column=text_column,
+                log=lambda message: typer.echo(message, err=True),
+            )
+        else:
+            card = train_model(
+                corpus or DEFAULT_CORPUS_PATH,
+                output_dir,
+                codebook_path=str(codebook) if codebook else None,
+                cv_folds=cv_folds,
+                ablation=ablation,
+                log=lambda message: typer.echo(message, err=True),
+            )
         typer.echo(render_metrics(card["metrics"]))
         if update_readme is not None:
             update_readme_block(update_readme, "evaluation", render_metrics(card["metrics"]))
@@ -342,6 +582,145 @@ def evaluate(
             log=lambda message: typer.echo(message, err=True),
         )
         typer.echo(json.dumps(report, indent=2) if as_json else render_metrics(report))
+
+
+# ------------------------------------------------------------------------- agree/review
+@app.command()
+def agree(
+    coded: str = typer.Argument(
+        ..., help="A coder's table: text column and one column per theme (positive/negative)."
+    ),
+    model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
+    second_coder: str | None = typer.Option(
+        None,
+        "--second-coder",
+        help="A second coder's labels on the same rows: a file (rows matched by id, else by "
+        "text), or columns of CODED: a pattern such as '{theme}_2', theme=column pairs, or one "
+        "column per theme in codebook order, comma-separated.",
+    ),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="Column holding the feedback (detected if obvious)."
+    ),
+    id_column: str | None = typer.Option(
+        None, "--id-column", help="Column identifying rows (default: one named id or *_id)."
+    ),
+    input_format: str | None = typer.Option(
+        None, "--format", help="Format of CODED when the extension does not say."
+    ),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """How far the model agrees with a coder's labels: kappa, precision, recall, F1 per theme.
+
+    Per theme: Cohen's kappa of presence and of absent/strength/concern, precision, recall and F1
+    (the coder's labels as truth), polarity agreement and confusion counts. With
+    --second-coder, coder-vs-coder agreement on the same rows is shown beside it: the ceiling.
+
+    Examples:
+
+      classifier agree coded.xlsx
+
+      classifier agree coded.csv --second-coder "{theme}_2" --json
+
+      classifier agree coder_a.xlsx --second-coder coder_b.xlsx --model my_model/theme-classifier.npz
+    """
+    from classifier.agreement import agree_with_coder, render_agreement
+    from classifier.persistence import default_model_path, load_model
+
+    with user_errors():
+        model_path = model or default_model_path()
+        report = agree_with_coder(
+            coded,
+            load_model(model_path),
+            second_coder=second_coder,
+            text_column=text_column,
+            id_column=id_column,
+            fmt=input_format,
+            encoding=encoding,
+            model_name=str(model_path),
+        )
+        typer.echo(json.dumps(report, indent=2) if as_json else render_agreement(report))
+
+
+@app.command()
+def review(
+    export: str = typer.Argument(..., help="Table of feedback to choose rows from."),
+    output: str = typer.Option(
+        ..., "-o", "--output", help="The coding sheet to write (.xlsx, .csv, .tsv, .parquet...)."
+    ),
+    n: int = typer.Option(200, "-n", "--rows", min=1, help="How many rows to choose."),
+    model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
+    random_sample: bool = typer.Option(
+        False,
+        "--random",
+        help="A simple random sample instead (for measuring agreement on typical rows).",
+    ),
+    blind: bool = typer.Option(
+        False, "--blind", help="Leave out the model's suggestions (for an unbiased agreement)."
+    ),
+    exclude: list[str] | None = typer.Option(
+        None, "--exclude", help="A table of rows already coded, never chosen again; repeatable."
+    ),
+    explore: float = typer.Option(
+        0.5,
+        "--explore",
+        min=0.0,
+        max=1.0,
+        help="Share of the rows drawn at random, interleaved with the uncertain ones.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the tie-breaking (and random) draw."),
+    text_column: str | None = typer.Option(
+        None, "--text-column", help="Column holding the feedback (detected if obvious)."
+    ),
+    id_column: str | None = typer.Option(
+        None, "--id-column", help="Column identifying rows; checked to exist."
+    ),
+    input_format: str | None = typer.Option(
+        None, "--format", help="Format of EXPORT when the extension does not say."
+    ),
+    output_format: str | None = typer.Option(
+        None, "--output-format", help="Output format when the extension does not say."
+    ),
+    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output file."),
+) -> None:
+    """Choose the rows whose coding would teach the model most; write a sheet to code.
+
+    Rows whose presence score is closest to a theme's threshold, weighted up for themes the
+    model rarely predicts in this export and for texts typical of it, near-duplicates skipped
+    and similar texts spread out, interleaved with as many random rows (--explore 0.5), which
+    teach the model more than borderline rows alone (benchmarks/review_loop.py). The sheet keeps the input columns, adds review_rank, review_reason, the
+    model's suggested_<theme> columns and one empty column per theme to fill in (positive,
+    negative or blank), plus an empty 'coded' column (mark rows with x if you stop early).
+    The filled-in sheet goes straight into `classifier agree` and `classifier train --add`.
+
+    Examples:
+
+      classifier review export.csv -n 200 -o to_code.xlsx
+
+      classifier review export.csv -n 100 --random --blind -o agreement_sample.xlsx
+    """
+    from classifier.review import review_file
+
+    with user_errors():
+        summary = review_file(
+            export,
+            output,
+            model=model,
+            n=n,
+            seed=seed,
+            strategy="random" if random_sample else "informative",
+            blind=blind,
+            exclude=exclude or (),
+            explore=explore,
+            text_column=text_column,
+            id_column=id_column,
+            input_format=input_format,
+            output_format=output_format,
+            encoding=encoding,
+            force=force,
+        )
+        typer.echo(summary.render(), err=True)
 
 
 # ---------------------------------------------------------------------------------- data

@@ -135,6 +135,7 @@ def evaluate_model(
     baselines: bool = True,
     cv_folds: int = 5,
     log: Callable[[str], None] = lambda message: None,
+    n_jobs: int | None = -1,
 ) -> dict:
     """Test-split metrics (all rows, real rows, per source), coder agreement, baselines, CV.
 
@@ -171,7 +172,9 @@ def evaluate_model(
             }
     if cv_folds:
         log(f"{cv_folds}-fold cross-validation on the train split")
-        report["cross_validation"] = _cross_validate(ThemeClassifier(**params), train, cv_folds)
+        report["cross_validation"] = _cross_validate(
+            ThemeClassifier(**params), train, cv_folds, n_jobs
+        )
     return report
 
 
@@ -200,8 +203,12 @@ def train_model(
     ablation: bool = True,
     params: dict | None = None,
     log: Callable[[str], None] = lambda message: None,
+    n_jobs: int | None = -1,
 ) -> dict:
-    """Fit on the train split, evaluate, write the model file and its card; return the card."""
+    """Fit on the train split, evaluate, write the model file and its card; return the card.
+
+    Cross-validation and ablation folds run in ``n_jobs`` processes (-1: one per core).
+    """
     corpus_path = Path(corpus_path)
     codebook = load_codebook(codebook_path)
     corpus = read_corpus(corpus_path)
@@ -212,7 +219,9 @@ def train_model(
     model = ThemeClassifier(**model_params).fit(
         train["text"].tolist(), train["labels"].tolist(), **fit_params(train)
     )
-    report = evaluate_model(model, corpus, baselines=True, cv_folds=cv_folds, log=log)
+    report = evaluate_model(
+        model, corpus, baselines=True, cv_folds=cv_folds, log=log, n_jobs=n_jobs
+    )
 
     if ablation and cv_folds:
         report["ablation"] = {}
@@ -222,7 +231,7 @@ def train_model(
                 continue
             log(f"ablation: {name}")
             report["ablation"][name] = _cross_validate(
-                ThemeClassifier(**{**model_params, **change}), train, cv_folds
+                ThemeClassifier(**{**model_params, **change}), train, cv_folds, n_jobs
             )
 
     output_dir = Path(output_dir)

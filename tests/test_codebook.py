@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from conftest import TINY_PARAMS
 
 import classifier
 from classifier import ClassifierError
@@ -38,7 +39,9 @@ def test_a_researchers_codebook_drives_training(tmp_path, tiny_corpus):
     labels = [
         {mapping[t]: p for t, p in lab.items() if t in mapping} for lab in tiny_corpus["labels"]
     ]
-    model = ThemeClassifier(codebook=str(path), cv=3).fit(tiny_corpus["text"].tolist(), labels)
+    model = ThemeClassifier(codebook=str(path), **TINY_PARAMS).fit(
+        tiny_corpus["text"].tolist(), labels
+    )
     assert model.themes_ == ("warmth", "reliability")
     assert set(model.classify("She was so warm and caring.").scores) == {"warmth", "reliability"}
 
