@@ -8,6 +8,10 @@ output folder and trained on with :func:`classifier.training.train_model`, which
 source's test rows separately: the ``source=coded:<file name>`` rows of the card are the
 researcher's own held-out rows. The card lists the files that went in and their row counts.
 
+Rows that ``classifier review`` chose for being uncertain (its ``review_reason`` column, any reason
+but ``random sample``) get ``selection: "targeted"``, as the corpus's own enriched rows do: they
+are trained on but left out of the calibration, which must see rows that look like an export.
+
 A coded text that is also in the base corpus (same words after
 :func:`classifier.data.normalise_for_duplicates`) replaces the base record, so the coder's reading
 wins and no text is both trained and tested on; repeated coded texts are kept once.
@@ -37,6 +41,7 @@ from classifier.data import (
     write_corpus,
 )
 from classifier.labels import CodedTable, LabelScheme, read_coded
+from classifier.review import RANDOM_REASON, REASON_COLUMN
 
 COMBINED_CORPUS = "training-corpus.jsonl"
 CODED_SOURCE = "coded:{name}"
@@ -60,6 +65,11 @@ def coded_records(tables: Sequence[CodedTable], codebook) -> tuple[pd.DataFrame,
         source = CODED_SOURCE.format(name=name)
         repeats = 0
         rows = []
+        reasons = (
+            table.frame[REASON_COLUMN].astype(str).tolist()
+            if REASON_COLUMN in table.frame.columns
+            else None
+        )
         for position, (text, labels) in enumerate(zip(table.texts, table.labels, strict=True)):
             key = normalise_for_duplicates(str(text))
             if key in seen:
@@ -75,12 +85,17 @@ def coded_records(tables: Sequence[CodedTable], codebook) -> tuple[pd.DataFrame,
             }
             if table.ids is not None:
                 record["coded_id"] = table.ids[position]
+            if reasons is not None:
+                record["selection"] = (
+                    "random" if reasons[position].strip() == RANDOM_REASON else "targeted"
+                )
             rows.append(record)
         frame = pd.DataFrame.from_records(rows, columns=["id", "text", "labels", "source", "split"])
         if table.splits is None and len(frame):
             frame["split"] = _split(frame, codebook)
-        if table.ids is not None:
-            frame["coded_id"] = [record["coded_id"] for record in rows]
+        for extra in ("coded_id", "selection"):
+            if rows and extra in rows[0]:
+                frame[extra] = [record[extra] for record in rows]
         records.append(frame)
         summaries.append(
             {
@@ -96,6 +111,9 @@ def coded_records(tables: Sequence[CodedTable], codebook) -> tuple[pd.DataFrame,
                 else (f"assign_split, {TEST_SIZE:.0%} test, seed {SPLIT_SEED}"),
                 "skipped": {**table.skipped, **({"repeated text": repeats} if repeats else {})},
                 "with_a_theme": int(frame["labels"].map(bool).sum()) if len(frame) else 0,
+                "chosen_by_review": (
+                    int((frame["selection"] == "targeted").sum()) if "selection" in frame else 0
+                ),
             }
         )
     combined = pd.concat(records, ignore_index=True) if records else pd.DataFrame()
@@ -285,22 +303,24 @@ def render_added_data(card: dict) -> str:
         lines.append("- Base corpus: none (coded rows only)")
     lines += [
         "",
-        "| added file | sha256 | rows read | rows added | train | test | with a theme | left out |",
-        "|---|---|---|---|---|---|---|---|",
+        "| added file | sha256 | rows read | rows added | train | test | with a theme "
+        "| chosen by review | left out |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for added in data["added"]:
         skipped = ", ".join(f"{n} {reason}" for reason, n in added["skipped"].items()) or "–"
         lines.append(
             f"| `{added['file']}` | `{added['sha256'][:12]}…` | {added['rows_read']} | "
             f"{added['rows_added']} | {added['train']} | {added['test']} | "
-            f"{added['with_a_theme']} | {skipped} |"
+            f"{added['with_a_theme']} | {added.get('chosen_by_review', 0)} | {skipped} |"
         )
     lines += [
         "",
         "Each added file's test rows (split: "
         + "; ".join(f"{a['file']}: {a['split_from']}" for a in data["added"])
         + ") were held out from training and tuning; they are the `source=coded:<file>` rows "
-        "below.",
+        "below. Rows chosen by `classifier review` for being uncertain are trained on but not "
+        "used to calibrate the scores.",
         "",
     ]
     return "\n".join(lines)

@@ -119,3 +119,28 @@ def test_cli_train_add_reports_a_bad_cell_in_one_line(tmp_path):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "coded.csv, row 1, column 'trust': unknown value 'yes'" in lines[0]
+
+
+def test_rows_review_chose_as_uncertain_are_marked_targeted(tmp_path):
+    from classifier.review import RANDOM_REASON, REASON_COLUMN
+
+    frame = pd.DataFrame({"text": [f"comment number {i}" for i in range(10)]})
+    for theme in SCHEME.themes:
+        frame[theme] = ""
+    frame["empathy"] = ["+", "-"] * 5
+    frame[REASON_COLUMN] = ["closest to a threshold: empathy", RANDOM_REASON] * 5
+    path = tmp_path / "sheet.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "c.jsonl"
+    base = tmp_path / "base.jsonl"
+    base.write_text(
+        json.dumps(
+            {"id": "b", "text": "a base text", "labels": {}, "source": "authored", "split": "train"}
+        )
+        + "\n"
+    )
+    data = build_training_corpus([path], out, corpus_path=base)
+    coded = read_corpus(out)
+    coded = coded[coded["source"] == "coded:sheet.csv"]
+    assert coded["selection"].tolist() == ["targeted", "random"] * 5
+    assert data["added"][0]["chosen_by_review"] == 5
