@@ -151,8 +151,56 @@ def render_card(card: dict) -> str:
         f"{', '.join(card['codebook']['themes'])}\n"
         f"- Libraries: {versions}\n"
         f"- Decision thresholds (tuned by CV on the train split): {thresholds}\n\n"
-        "## Evaluation\n\n" + render_metrics(card["metrics"]) + "\n" + LIMITATIONS
+        + render_added_data(card)
+        + "## Evaluation\n\n"
+        + render_metrics(card["metrics"])
+        + "\n"
+        + LIMITATIONS
     )
+
+
+def render_added_data(card: dict) -> str:
+    """The Markdown section of a card that says which data went in (empty without ``added``)."""
+    data = card.get("training_data", {})
+    if "added" not in data:
+        return ""
+    base = data.get("base")
+    lines = ["## Training data", ""]
+    if base:
+        lines.append(
+            f"- Base corpus: `{base['path']}` (sha256 `{base['sha256'][:16]}…`), "
+            f"{base['rows']:,} records"
+            + (
+                f", {base['replaced_by_coded']} replaced by the same text coded"
+                if base["replaced_by_coded"]
+                else ""
+            )
+        )
+    else:
+        lines.append("- Base corpus: none (coded rows only)")
+    lines += [
+        "",
+        "| added file | sha256 | rows read | rows added | train | test | with a theme "
+        "| chosen by review | left out |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for added in data["added"]:
+        skipped = ", ".join(f"{n} {reason}" for reason, n in added["skipped"].items()) or "–"
+        lines.append(
+            f"| `{added['file']}` | `{added['sha256'][:12]}…` | {added['rows_read']} | "
+            f"{added['rows_added']} | {added['train']} | {added['test']} | "
+            f"{added['with_a_theme']} | {added.get('chosen_by_review', 0)} | {skipped} |"
+        )
+    lines += [
+        "",
+        "Each added file's test rows (split: "
+        + "; ".join(f"{a['file']}: {a['split_from']}" for a in data["added"])
+        + ") were held out from training and tuning; they are the `source=coded:<file>` rows "
+        "below. Rows chosen by `classifier review` for being uncertain are trained on but not "
+        "used to calibrate the scores.",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 # The same for every model trained with this code; the numbers above say how much each matters.

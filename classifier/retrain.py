@@ -41,6 +41,7 @@ from classifier.data import (
     write_corpus,
 )
 from classifier.labels import CodedTable, LabelScheme, read_coded
+from classifier.rendering import render_card
 from classifier.review import RANDOM_REASON, REASON_COLUMN
 
 COMBINED_CORPUS = "training-corpus.jsonl"
@@ -278,61 +279,5 @@ def train_with_coded(
     )
     card["training_data"].update(data)
     write_text_atomically(output_dir / CARD_JSON, json.dumps(card, indent=2, default=list) + "\n")
-    write_text_atomically(output_dir / CARD_MARKDOWN, render_card_with_added_data(card))
+    write_text_atomically(output_dir / CARD_MARKDOWN, render_card(card))
     return card
-
-
-def render_added_data(card: dict) -> str:
-    """The Markdown section of a card that says which data went in (empty without ``added``)."""
-    data = card.get("training_data", {})
-    if "added" not in data:
-        return ""
-    base = data.get("base")
-    lines = ["## Training data", ""]
-    if base:
-        lines.append(
-            f"- Base corpus: `{base['path']}` (sha256 `{base['sha256'][:16]}…`), "
-            f"{base['rows']:,} records"
-            + (
-                f", {base['replaced_by_coded']} replaced by the same text coded"
-                if base["replaced_by_coded"]
-                else ""
-            )
-        )
-    else:
-        lines.append("- Base corpus: none (coded rows only)")
-    lines += [
-        "",
-        "| added file | sha256 | rows read | rows added | train | test | with a theme "
-        "| chosen by review | left out |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for added in data["added"]:
-        skipped = ", ".join(f"{n} {reason}" for reason, n in added["skipped"].items()) or "–"
-        lines.append(
-            f"| `{added['file']}` | `{added['sha256'][:12]}…` | {added['rows_read']} | "
-            f"{added['rows_added']} | {added['train']} | {added['test']} | "
-            f"{added['with_a_theme']} | {added.get('chosen_by_review', 0)} | {skipped} |"
-        )
-    lines += [
-        "",
-        "Each added file's test rows (split: "
-        + "; ".join(f"{a['file']}: {a['split_from']}" for a in data["added"])
-        + ") were held out from training and tuning; they are the `source=coded:<file>` rows "
-        "below. Rows chosen by `classifier review` for being uncertain are trained on but not "
-        "used to calibrate the scores.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def render_card_with_added_data(card: dict) -> str:
-    """:func:`classifier.rendering.render_card` with the added-data section before Evaluation."""
-    from classifier.rendering import render_card
-
-    text = render_card(card)
-    section = render_added_data(card)
-    marker = "## Evaluation"
-    if not section or marker not in text:
-        return text + ("\n" + section if section else "")
-    return text.replace(marker, section + "\n" + marker, 1)
