@@ -6,3 +6,11 @@ class ClassifierError(Exception):
 
     Messages name files, rows and columns, never the feedback text itself.
     """
+
+
+def model_not_found(path: object) -> ClassifierError:
+    """The one error for a missing model file, whichever kind of model was asked for."""
+    return ClassifierError(
+        f"{path}: model file not found (train one with `classifier train`, "
+        "or pass --model / set CLASSIFIER_MODEL)"
+    )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier._errors import ClassifierError
+from classifier._errors import ClassifierError, model_not_found
 from classifier._files import atomic_path
 from classifier.prediction import (
     STATUS_EMPTY,
@@ -344,10 +344,7 @@ class CompiledModel:
         """
         path = Path(path)
         if not path.is_file():
-            raise ClassifierError(
-                f"{path}: model file not found (train one with `classifier train`, "
-                "or pass --model / set CLASSIFIER_MODEL)"
-            )
+            raise model_not_found(path)
         try:
             with zipfile.ZipFile(path) as archive:
                 unpacked = sum(member.file_size for member in archive.infolist())

@@ -20,7 +20,7 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-from classifier._errors import ClassifierError
+from classifier._errors import ClassifierError, model_not_found
 from classifier._files import atomic_path
 from classifier._versions import VERSIONED_LIBRARIES, library_versions
 
@@ -133,10 +133,7 @@ def _load_cached(path: str, mtime_ns: int):
     from classifier.model import ThemeClassifier
 
     if not Path(path).is_file():
-        raise ClassifierError(
-            f"{path}: model file not found (train one with `classifier train`, "
-            "or pass --model / set CLASSIFIER_MODEL)"
-        )
+        raise model_not_found(path)
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # skops raises several types for a file that is not its format
