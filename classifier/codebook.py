@@ -40,7 +40,12 @@ class Theme:
 
 @dataclass(frozen=True)
 class Codebook:
-    """A set of themes, each tagged with one of ``polarities`` (positive first, negative second)."""
+    """A set of themes, each tagged with one of ``polarities`` (positive first, negative second).
+
+    ``polarity_names`` gives the words coders may write for each polarity in a spreadsheet
+    (e.g. ``strength`` for ``positive``); ``general_rules`` are the coding rules that apply to
+    every theme.
+    """
 
     name: str
     version: str
@@ -53,12 +58,6 @@ class Codebook:
     @property
     def theme_ids(self) -> tuple[str, ...]:
         return tuple(theme.id for theme in self.themes)
-
-    def theme(self, theme_id: str) -> Theme:
-        for theme in self.themes:
-            if theme.id == theme_id:
-                return theme
-        raise KeyError(theme_id)
 
 
 def load_codebook(path: str | Path | None = None) -> Codebook:

@@ -1,7 +1,9 @@
-"""Metrics, baselines and cross-validation for theme classifiers.
+"""Metrics, baselines, cross-validation and the evaluation of a model on the corpus.
 
 Every classifier here takes texts and label dicts (``{"trust": "positive"}``) and predicts label
 dicts, so the model and the baselines are scored by the same code on the same split.
+:func:`evaluate_model` is what ``classifier train`` and ``classifier evaluate`` report; the
+tables that show it are drawn by :mod:`classifier.rendering`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,34 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.metrics import brier_score_loss, f1_score, precision_recall_fscore_support
+from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
+from classifier._errors import ClassifierError
 from classifier.codebook import Codebook, load_codebook
+from classifier.rendering import REAL
 
 Labels = Mapping[str, str]
+CV_METRICS = ("macro_f1", "micro_f1", "polarity_accuracy", "untagged_share_of_no_theme")
+
+
+def presence_matrix(labels: Sequence[Labels], themes: Sequence[str]) -> np.ndarray:
+    """Indicator matrix (texts x themes): 1 where the text carries the theme, either polarity.
+
+    Examples
+    --------
+    >>> presence_matrix([{"trust": "positive"}, {}], ["trust", "empathy"]).tolist()
+    [[1, 0], [0, 0]]
+    """
+    binarizer = MultiLabelBinarizer(classes=list(themes))
+    # Themes outside ``themes`` (another codebook's) are left out rather than warned about.
+    known = set(themes)
+    return binarizer.fit_transform([[t for t in labels_ if t in known] for labels_ in labels])
 
 
 def theme_metrics(
@@ -34,8 +55,7 @@ def theme_metrics(
     presence), so it does not double-count detection errors. ``untagged_share_of_no_theme`` is the
     share of texts without any true theme that got no predicted theme either.
     """
-    truth = np.array([[theme in labels for theme in themes] for labels in y_true], dtype=int)
-    guess = np.array([[theme in labels for theme in themes] for labels in y_pred], dtype=int)
+    truth, guess = presence_matrix(y_true, themes), presence_matrix(y_pred, themes)
     precision, recall, f1, support = precision_recall_fscore_support(
         truth, guess, average=None, zero_division=0
     )
@@ -82,9 +102,10 @@ def presence_kappas(
     from sklearn.metrics import cohen_kappa_score
 
     kappas = {}
-    for theme in themes:
-        a = [theme in labels for labels in y_true]
-        b = [theme in labels for labels in y_pred]
+    truth, guess = presence_matrix(y_true, themes), presence_matrix(y_pred, themes)
+    for col, theme in enumerate(themes):
+        a, b = truth[:, col], guess[:, col]
+        # One value throughout on both sides: perfect agreement (kappa itself is undefined).
         kappas[theme] = float(cohen_kappa_score(a, b)) if len(set(a) | set(b)) > 1 else 1.0
     kappas["mean"] = float(np.mean([kappas[theme] for theme in themes]))
     return kappas
@@ -94,7 +115,7 @@ def polarity_of(text_scores: Mapping[str, int], positive: str, negative: str) ->
     return positive if text_scores.get(positive, 0) >= text_scores.get(negative, 0) else negative
 
 
-class KeywordBaseline(ClassifierMixin, BaseEstimator):
+class KeywordBaseline(BaseEstimator):
     """A lexicon baseline: a theme is present when a word from its codebook indicators appears.
 
     The lexicon is the content words of each theme's strength and concern indicators and examples
@@ -150,7 +171,7 @@ def _words(text: str) -> list[str]:
     ]
 
 
-class TfidfSvcBaseline(ClassifierMixin, BaseEstimator):
+class TfidfSvcBaseline(BaseEstimator):
     """TF-IDF on raw text (scikit-learn's own tokenizer, no spaCy) + LinearSVC per theme."""
 
     def __init__(self, codebook: str | None = None, C: float = 1.0):
@@ -165,8 +186,9 @@ class TfidfSvcBaseline(ClassifierMixin, BaseEstimator):
         self.vectorizer_ = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
         features = self.vectorizer_.fit_transform(texts)
         self.presence_, self.polarity_ = {}, {}
-        for theme in self.themes_:
-            present = np.array([theme in labels for labels in y], dtype=int)
+        presence = presence_matrix(y, self.themes_)
+        for col, theme in enumerate(self.themes_):
+            present = presence[:, col]
             self.presence_[theme] = LinearSVC(C=self.C, class_weight="balanced").fit(
                 features, present
             )
@@ -219,13 +241,13 @@ def cross_validate(
     estimator whose ``fit`` takes ``target_domain`` and ``calibration_rows`` is given them (its
     calibration rows: the scored rows of the training folds).
 
-    Folds run in ``n_jobs`` processes (joblib; None: one). Returns the mean and standard
-    deviation across folds of macro F1, micro F1, polarity accuracy and the share of no-theme
-    texts left untagged, and the per-fold values.
+    Runs scikit-learn's :func:`~sklearn.model_selection.cross_validate` over those folds, in
+    ``n_jobs`` processes (None: one). Returns the mean and standard deviation across folds of
+    macro F1, micro F1, polarity accuracy and the share of no-theme texts left untagged, and the
+    per-fold values.
     """
-    import pandas as pd
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-    from joblib import Parallel, delayed
+    from sklearn.model_selection import cross_validate as sklearn_cross_validate
 
     from classifier.data import label_matrix
 
@@ -238,33 +260,33 @@ def cross_validate(
     always_train = np.flatnonzero(~scored_mask)
     targets = label_matrix(pd.Series([labels[i] for i in scored]), codebook)
     splitter = MultilabelStratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)
-    accepts = inspect.signature(estimator.fit).parameters
-
-    def one_fold(train_part: np.ndarray, test_part: np.ndarray) -> dict:
-        train_index = np.concatenate([always_train, scored[train_part]])
-        test_index = scored[test_part]
-        extra = {}
-        if "target_domain" in accepts and target_domain is not None:
-            extra["target_domain"] = target[train_index].tolist()
-        if "calibration_rows" in accepts and scored_rows is not None:
-            extra["calibration_rows"] = scored_mask[train_index].tolist()
-        model = clone(estimator).fit(
-            [texts[i] for i in train_index], [labels[i] for i in train_index], **extra
-        )
-        predicted = model.predict([texts[i] for i in test_index])
-        return theme_metrics([labels[i] for i in test_index], predicted, codebook.theme_ids)
-
-    per_fold = Parallel(n_jobs=n_jobs)(
-        delayed(one_fold)(train_part, test_part)
+    splits = [
+        (np.concatenate([always_train, scored[train_part]]), scored[test_part])
         for train_part, test_part in splitter.split(np.zeros(len(scored)), targets)
-    )
+    ]
+    # Per-row fit arguments: scikit-learn hands each fold its training rows' values.
+    accepts = inspect.signature(estimator.fit).parameters
+    params = {}
+    if "target_domain" in accepts and target_domain is not None:
+        params["target_domain"] = target.tolist()
+    if "calibration_rows" in accepts and scored_rows is not None:
+        params["calibration_rows"] = scored_mask.tolist()
+
+    def score(model, X, y) -> dict[str, float]:
+        metrics = theme_metrics(y, model.predict(X), codebook.theme_ids)
+        return {key: metrics[key] for key in CV_METRICS}
+
+    results = sklearn_cross_validate(
+        estimator, texts, labels, cv=splits, scoring=score, params=params, n_jobs=n_jobs,
+        error_score="raise",
+    )  # fmt: skip
     summary = {
         "folds": folds,
         "scored_rows": "all" if len(always_train) == 0 else "a subset",
         "n_scored": len(scored),
     }
-    for key in ("macro_f1", "micro_f1", "polarity_accuracy", "untagged_share_of_no_theme"):
-        values = np.array([fold[key] for fold in per_fold])
+    for key in CV_METRICS:
+        values = np.asarray(results[f"test_{key}"], dtype=float)
         summary[key] = {
             "mean": float(values.mean()),
             "std": float(values.std()),
@@ -286,13 +308,156 @@ def evaluate_on(
     return theme_metrics(list(labels), predicted, model.themes_, scores)
 
 
-def evaluate_split(
-    model_factory: Callable[[], object], train, test, groups: Mapping[str, np.ndarray]
+# ------------------------------------------------------- the model on the corpus
+def split_corpus(corpus: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The corpus's train and test rows (its ``split`` column)."""
+    train, test = corpus[corpus["split"] == "train"], corpus[corpus["split"] == "test"]
+    if train.empty or test.empty:
+        raise ClassifierError("the corpus needs rows in both the train and the test split")
+    return train, test
+
+
+def is_real(frame: pd.DataFrame) -> pd.Series:
+    """Rows of real feedback (any source but ``authored``)."""
+    return frame["source"] != "authored"
+
+
+def is_representative(frame: pd.DataFrame) -> pd.Series:
+    """Real rows that stand for a real export: all but those chosen as likely to carry a theme.
+
+    Scores are calibrated and cross-validation is scored on these rows, so that both reflect
+    the mix of a real export (mostly no theme), not the enriched sample that was coded to teach
+    the model.
+    """
+    targeted = (
+        frame["selection"].eq("targeted")
+        if "selection" in frame
+        else pd.Series(False, index=frame.index)
+    )
+    return is_real(frame) & ~targeted
+
+
+def fit_params(train: pd.DataFrame) -> dict:
+    """What ThemeClassifier.fit needs besides texts and labels: the domain of each row."""
+    real = is_real(train)
+    if not real.any() or real.all():
+        return {}
+    return {
+        "target_domain": real.tolist(),
+        "calibration_rows": is_representative(train).tolist(),
+    }
+
+
+def test_groups(test: pd.DataFrame) -> dict[str, pd.Series]:
+    """Row groups of the test split reported on their own: the real rows, then each source."""
+    groups = {}
+    if is_real(test).any() and not is_real(test).all():
+        groups[REAL] = is_real(test)
+    for source in sorted(test["source"].unique()):
+        groups[f"source={source}"] = test["source"] == source
+    return groups
+
+
+def coder_agreement(model, test: pd.DataFrame) -> dict | None:
+    """Model-vs-coder next to coder-vs-coder agreement on the double-coded test rows.
+
+    Coder-vs-coder agreement is the honest ceiling: a model cannot be expected to agree with one
+    coder more than a second coder does. Returns None when no test row is double-coded.
+    """
+    if "double_coded" not in test:
+        return None
+    coded = test[test["double_coded"].map(lambda value: isinstance(value, dict))]
+    if coded.empty:
+        return None
+    first = coded["double_coded"].map(lambda value: value["first"]).tolist()
+    second = coded["double_coded"].map(lambda value: value["second"]).tolist()
+    predicted = model.predict(coded["text"].tolist())
+    themes = model.themes_
+    return {
+        "n_texts": len(coded),
+        "coder_vs_coder": theme_metrics(first, second, themes),
+        "model_vs_first_coder": theme_metrics(first, predicted, themes),
+        "model_vs_second_coder": theme_metrics(second, predicted, themes),
+        "model_vs_final_labels": theme_metrics(coded["labels"].tolist(), predicted, themes),
+        "presence_kappa_coder_vs_coder": presence_kappas(first, second, themes),
+        "presence_kappa_model_vs_final": presence_kappas(
+            coded["labels"].tolist(), predicted, themes
+        ),
+    }
+
+
+def model_parameters(model) -> dict:
+    """The training parameters of a fitted ThemeClassifier or of a compiled model."""
+    if hasattr(model, "get_params"):
+        return model.get_params()
+    return dict(model.info.get("parameters", {}))
+
+
+def evaluate_model(
+    model,
+    corpus: pd.DataFrame,
+    baselines: bool = True,
+    cv_folds: int = 5,
+    log: Callable[[str], None] = lambda message: None,
+    n_jobs: int | None = -1,
 ) -> dict:
-    """Fit a fresh model on ``train`` and report metrics on ``test`` and on row groups of it."""
-    model = model_factory().fit(train["text"].tolist(), train["labels"].tolist())
-    report = {"all": evaluate_on(model, test["text"], test["labels"])}
-    for name, mask in groups.items():
-        subset = test[mask]
-        report[name] = evaluate_on(model, subset["text"], subset["labels"])
+    """Test-split metrics (all rows, real rows, per source), coder agreement, baselines, CV.
+
+    Cross-validation folds the train split's real rows and scores only them (authored rows are
+    always training data), as model choices for real text are made.
+    """
+    train, test = split_corpus(corpus)
+    params = model_parameters(model)
+    codebook = params.get("codebook")
+    report: dict = {"n_train": len(train), "n_test": len(test)}
+    log("scoring the model on the test split")
+    report["test"] = {"all": evaluate_on(model, test["text"], test["labels"])}
+    for name, mask in test_groups(test).items():
+        report["test"][name] = evaluate_on(model, test[mask]["text"], test[mask]["labels"])
+    agreement = coder_agreement(model, test)
+    if agreement:
+        report["coder_agreement"] = agreement
+    if baselines:
+        report["baselines"] = {}
+        for name, baseline in (
+            ("keyword lexicon from the codebook", KeywordBaseline(codebook=codebook)),
+            ("TF-IDF + LinearSVC, raw text, no spaCy", TfidfSvcBaseline(codebook=codebook)),
+        ):
+            log(f"baseline: {name}")
+            fitted = baseline.fit(train["text"].tolist(), train["labels"].tolist())
+            report["baselines"][name] = {
+                "all": evaluate_on(fitted, test["text"], test["labels"], with_scores=False),
+                **{
+                    group: evaluate_on(
+                        fitted, test[mask]["text"], test[mask]["labels"], with_scores=False
+                    )
+                    for group, mask in test_groups(test).items()
+                },
+            }
+    if cv_folds:
+        from classifier.model import ThemeClassifier  # scikit-learn estimators: only for CV
+
+        log(f"{cv_folds}-fold cross-validation on the train split")
+        report["cross_validation"] = cross_validate_train(
+            ThemeClassifier(**params), train, cv_folds, n_jobs
+        )
     return report
+
+
+def cross_validate_train(
+    estimator, train: pd.DataFrame, folds: int, n_jobs: int | None = -1
+) -> dict:
+    """CV scored on the train split's representative real rows (all rows if it has none).
+
+    Folds run in parallel, one process per core.
+    """
+    params = fit_params(train)
+    return cross_validate(
+        estimator,
+        train["text"].tolist(),
+        train["labels"].tolist(),
+        folds=folds,
+        target_domain=params.get("target_domain"),
+        scored_rows=params.get("calibration_rows"),
+        n_jobs=n_jobs,
+    )

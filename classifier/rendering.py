@@ -1,11 +1,13 @@
 """Rendering reports as text: model cards, metrics tables and README blocks.
 
-Kept apart from training so that printing a card (``classifier info``) needs no scikit-learn.
+Kept apart from training so that rendering a card needs no scikit-learn. Tables are pandas'
+``DataFrame.to_markdown``; values are formatted here first, so they show as written.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from classifier._files import write_text_atomically
@@ -17,11 +19,31 @@ def _f(value: float) -> str:
     return "–" if value != value else f"{value:.3f}"
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table of already formatted values.
+
+    Examples
+    --------
+    >>> print(markdown_table(["theme", "F1"], [["trust", "0.812"]]))
+    | theme   |    F1 |
+    |:--------|------:|
+    | trust   | 0.812 |
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame([[str(value) for value in row] for row in rows], columns=list(header))
+    # disable_numparse: "0.810" stays "0.810" (tabulate would re-format it as 0.81); the
+    # first column names the row, the others hold numbers and are right-aligned.
+    align = ("left",) + ("right",) * (len(frame.columns) - 1)
+    return frame.to_markdown(index=False, disable_numparse=True, colalign=align)
+
+
 def render_metrics(report: dict) -> str:
-    """Markdown tables for a report from :func:`evaluate_model`."""
+    """Markdown tables for a report from :func:`~classifier.evaluation.evaluate_model`."""
     test = report["test"]
     # Real rows first: they are what the model is for; authored rows come last.
     groups = sorted(test, key=lambda group: (group != REAL, group == "source=authored"))
+    per_theme = test[REAL if REAL in test else "all"]["per_theme"]
     lines = [
         f"Test split: {report['n_test']:,} texts never used for training or tuning "
         f"(train split: {report['n_train']:,}).",
@@ -30,50 +52,57 @@ def render_metrics(report: dict) -> str:
         if REAL in test
         else "Per theme, on the whole test split:",
         "",
-        "| theme | precision | recall | F1 | support |",
-        "|---|---|---|---|---|",
-    ]
-    for theme, m in test[REAL if REAL in test else "all"]["per_theme"].items():
-        lines.append(
-            f"| {theme} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} "
-            f"| {m['support']} |"
-        )
-    lines += [
+        markdown_table(
+            ["theme", "precision", "recall", "F1", "support"],
+            [
+                [theme, _f(m["precision"]), _f(m["recall"]), _f(m["f1"]), m["support"]]
+                for theme, m in per_theme.items()
+            ],
+        ),
         "",
-        "| rows | texts | macro F1 | micro F1 | polarity accuracy | no-theme untagged |",
-        "|---|---|---|---|---|---|",
+        markdown_table(
+            ["rows", "texts", "macro F1", "micro F1", "polarity accuracy", "no-theme untagged"],
+            [
+                [
+                    group,
+                    test[group]["n_texts"],
+                    _f(test[group]["macro_f1"]),
+                    _f(test[group]["micro_f1"]),
+                    _f(test[group]["polarity_accuracy"]),
+                    _f(test[group]["untagged_share_of_no_theme"]),
+                ]
+                for group in groups
+            ],
+        ),
     ]
-    for group in groups:
-        m = test[group]
-        lines.append(
-            f"| {group} | {m['n_texts']} | {_f(m['macro_f1'])} | {_f(m['micro_f1'])} | "
-            f"{_f(m['polarity_accuracy'])} | {_f(m['untagged_share_of_no_theme'])} |"
-        )
     if "coder_agreement" in report:
         agreement = report["coder_agreement"]
-        rows = [
+        comparisons = [
             ("coder 1 vs coder 2 (the ceiling)", "coder_vs_coder"),
             ("this model vs coder 1", "model_vs_first_coder"),
             ("this model vs coder 2", "model_vs_second_coder"),
             ("this model vs final labels", "model_vs_final_labels"),
         ]
+        ceiling = agreement["coder_vs_coder"]["micro_f1"]
+        model = agreement["model_vs_final_labels"]["micro_f1"]
         lines += [
             "",
             f"Agreement on the {agreement['n_texts']} double-coded real test rows (two coders, "
             "blind to each other; final labels adjudicated):",
             "",
-            "| comparison | micro F1 | macro F1 | polarity agreement | no-theme untagged |",
-            "|---|---|---|---|---|",
-        ]
-        for name, key in rows:
-            m = agreement[key]
-            lines.append(
-                f"| {name} | {_f(m['micro_f1'])} | {_f(m['macro_f1'])} | "
-                f"{_f(m['polarity_accuracy'])} | {_f(m['untagged_share_of_no_theme'])} |"
-            )
-        ceiling = agreement["coder_vs_coder"]["micro_f1"]
-        model = agreement["model_vs_final_labels"]["micro_f1"]
-        lines += [
+            markdown_table(
+                ["comparison", "micro F1", "macro F1", "polarity agreement", "no-theme untagged"],
+                [
+                    [
+                        name,
+                        _f(agreement[key]["micro_f1"]),
+                        _f(agreement[key]["macro_f1"]),
+                        _f(agreement[key]["polarity_accuracy"]),
+                        _f(agreement[key]["untagged_share_of_no_theme"]),
+                    ]
+                    for name, key in comparisons
+                ],
+            ),
             "",
             f"Mean presence kappa: coder vs coder "
             f"{agreement['presence_kappa_coder_vs_coder']['mean']:.3f}, model vs final labels "
@@ -82,20 +111,31 @@ def render_metrics(report: dict) -> str:
         ]
     if "baselines" in report:
         real_group = REAL if REAL in test else "source=nhs-fft"
+        nan = float("nan")
         lines += [
             "",
-            "| model (same train/test split) | micro F1, real rows | macro F1, real rows | "
-            "micro F1, all rows | macro F1, all rows | polarity accuracy, all rows |",
-            "|---|---|---|---|---|---|",
+            markdown_table(
+                [
+                    "model (same train/test split)",
+                    "micro F1, real rows",
+                    "macro F1, real rows",
+                    "micro F1, all rows",
+                    "macro F1, all rows",
+                    "polarity accuracy, all rows",
+                ],
+                [
+                    [
+                        name,
+                        _f(m.get(real_group, {}).get("micro_f1", nan)),
+                        _f(m.get(real_group, {}).get("macro_f1", nan)),
+                        _f(m["all"]["micro_f1"]),
+                        _f(m["all"]["macro_f1"]),
+                        _f(m["all"]["polarity_accuracy"]),
+                    ]
+                    for name, m in [("this model", test), *report["baselines"].items()]
+                ],
+            ),
         ]
-        rows = [("this model", test)] + list(report["baselines"].items())
-        for name, m in rows:
-            real = m.get(real_group, {})
-            lines.append(
-                f"| {name} | {_f(real.get('micro_f1', float('nan')))} | "
-                f"{_f(real.get('macro_f1', float('nan')))} | {_f(m['all']['micro_f1'])} | "
-                f"{_f(m['all']['macro_f1'])} | {_f(m['all']['polarity_accuracy'])} |"
-            )
     if "cross_validation" in report:
         cv = report["cross_validation"]
         scored = (
@@ -107,27 +147,32 @@ def render_metrics(report: dict) -> str:
         lines += [
             "",
             f"{cv['folds']}-fold cross-validation on {scored}: macro F1 "
-            f"{cv['macro_f1']['mean']:.3f} ± {cv['macro_f1']['std']:.3f}, micro F1 "
-            f"{cv['micro_f1']['mean']:.3f} ± {cv['micro_f1']['std']:.3f}, polarity "
-            f"accuracy {cv['polarity_accuracy']['mean']:.3f} ± "
-            f"{cv['polarity_accuracy']['std']:.3f}.",
+            f"{_pm(cv['macro_f1'])}, micro F1 {_pm(cv['micro_f1'])}, polarity accuracy "
+            f"{_pm(cv['polarity_accuracy'])}.",
         ]
     if "ablation" in report:
         # Polarity accuracy too: negation marking is there to tell a strength from a concern
         # ("never felt judged"), which presence F1 alone does not show.
         lines += [
             "",
-            "| pipeline step switched off (CV, as above) | macro F1 | micro F1 | "
-            "polarity accuracy |",
-            "|---|---|---|---|",
+            markdown_table(
+                [
+                    "pipeline step switched off (CV, as above)",
+                    "macro F1",
+                    "micro F1",
+                    "polarity accuracy",
+                ],
+                [
+                    [
+                        name,
+                        _pm(cv["macro_f1"]),
+                        _pm(cv["micro_f1"]),
+                        _pm(cv["polarity_accuracy"]),
+                    ]
+                    for name, cv in report["ablation"].items()
+                ],
+            ),
         ]
-        for name, cv in report["ablation"].items():
-            f1, micro, polarity = cv["macro_f1"], cv["micro_f1"], cv["polarity_accuracy"]
-            lines.append(
-                f"| {name} | {f1['mean']:.3f} ± {f1['std']:.3f} | "
-                f"{micro['mean']:.3f} ± {micro['std']:.3f} | "
-                f"{polarity['mean']:.3f} ± {polarity['std']:.3f} |"
-            )
     brier_group = REAL if REAL in test else "all"
     brier = test[brier_group].get("brier")
     if brier:
@@ -138,6 +183,11 @@ def render_metrics(report: dict) -> str:
             "is better): " + ", ".join(f"{t} {v:.3f}" for t, v in brier.items()) + ".",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _pm(summary: dict) -> str:
+    """A cross-validated value as "mean ± std"."""
+    return f"{summary['mean']:.3f} ± {summary['std']:.3f}"
 
 
 def render_card(card: dict) -> str:
@@ -180,19 +230,25 @@ def render_added_data(card: dict) -> str:
         )
     else:
         lines.append("- Base corpus: none (coded rows only)")
-    lines += [
-        "",
-        "| added file | sha256 | rows read | rows added | train | test | with a theme "
-        "| chosen by review | left out |",
-        "|---|---|---|---|---|---|---|---|---|",
+    header = [
+        "added file", "sha256", "rows read", "rows added", "train", "test", "with a theme",
+        "chosen by review", "left out",
+    ]  # fmt: skip
+    rows = [
+        [
+            f"`{added['file']}`",
+            f"`{added['sha256'][:12]}…`",
+            added["rows_read"],
+            added["rows_added"],
+            added["train"],
+            added["test"],
+            added["with_a_theme"],
+            added.get("chosen_by_review", 0),
+            ", ".join(f"{n} {reason}" for reason, n in added["skipped"].items()) or "–",
+        ]
+        for added in data["added"]
     ]
-    for added in data["added"]:
-        skipped = ", ".join(f"{n} {reason}" for reason, n in added["skipped"].items()) or "–"
-        lines.append(
-            f"| `{added['file']}` | `{added['sha256'][:12]}…` | {added['rows_read']} | "
-            f"{added['rows_added']} | {added['train']} | {added['test']} | "
-            f"{added['with_a_theme']} | {added.get('chosen_by_review', 0)} | {skipped} |"
-        )
+    lines += ["", markdown_table(header, rows)]
     lines += [
         "",
         "Each added file's test rows (split: "

@@ -1,4 +1,5 @@
 import pytest
+from sklearn.base import BaseEstimator
 
 from classifier.evaluation import KeywordBaseline, TfidfSvcBaseline, theme_metrics
 
@@ -35,19 +36,13 @@ def test_svc_baseline_fits_and_predicts(tiny_corpus):
     assert len(predictions) == 2 and predictions[1] == {}
 
 
-class _Spy:
+class _Spy(BaseEstimator):
     """Records what cross_validate fits on and predicts; predicts no theme."""
 
     calls: list = []
 
     def __init__(self, codebook=None):
         self.codebook = codebook
-
-    def get_params(self, deep=True):
-        return {"codebook": self.codebook}
-
-    def set_params(self, **params):
-        return self
 
     def fit(self, X, y, target_domain=None, calibration_rows=None):
         _Spy.calls.append({"fit": list(X), "target": target_domain, "tuning": calibration_rows})

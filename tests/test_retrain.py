@@ -72,7 +72,7 @@ def test_train_with_coded_writes_a_model_and_a_card_listing_the_added_file(
     assert scored["n_texts"] == added["test"]
     assert json.loads((out / CARD_JSON).read_text())["training_data"]["added"] == [added]
     markdown = (out / CARD_MARKDOWN).read_text()
-    assert "| `service_a.csv` |" in markdown and "source=coded:service_a.csv" in markdown
+    assert "| `service_a.csv` " in markdown and "source=coded:service_a.csv" in markdown
     assert markdown.index("## Training data") < markdown.index("## Evaluation")
 
 

@@ -4,8 +4,9 @@ import numpy as np
 from conftest import TINY_PARAMS
 
 from classifier import load_model
+from classifier.evaluation import coder_agreement
 from classifier.persistence import CARD_JSON, CARD_MARKDOWN, ESTIMATOR_FILE, MODEL_FILE
-from classifier.training import coder_agreement, train_model
+from classifier.training import train_model
 
 
 def test_train_writes_model_and_card_deterministically(tiny_corpus_path, tmp_path):
@@ -37,9 +38,9 @@ def test_ablation_scores_every_step_off_on_the_train_split(tiny_corpus_path, tmp
     for cv in ablation.values():
         assert 0 <= cv["macro_f1"]["mean"] <= 1 and 0 <= cv["polarity_accuracy"]["mean"] <= 1
     rendered = (tmp_path / CARD_MARKDOWN).read_text()
-    assert "| pipeline step switched off (CV, as above) | macro F1 | micro F1 |" in rendered
-    for name in ABLATIONS:
-        assert f"| {name} |" in rendered
+    rows = {line.split("|")[1].strip() for line in rendered.splitlines() if line.startswith("|")}
+    assert "pipeline step switched off (CV, as above)" in rows
+    assert set(ABLATIONS) <= rows
 
 
 def test_shipped_markdown_card_is_the_rendering_of_the_json_card():
