@@ -11,6 +11,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -27,6 +28,25 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+# Options that several commands take: defined once, so their flags, metavars and help agree.
+ModelOption = Annotated[
+    Path | None,
+    typer.Option("--model", metavar="FILE", help="Model file (default: the shipped model)."),
+]
+CorpusOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--corpus",
+        metavar="FILE",
+        help="Labelled corpus, JSON Lines (default: training_data/corpus.jsonl).",
+    ),
+]
+CodebookOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--codebook", metavar="FILE", help="Codebook TOML (default: the packaged codebook)."
+    ),
+]
 data_app = typer.Typer(
     help="Check and split a labelled corpus.\n\nExample: classifier data check",
     no_args_is_help=True,
@@ -74,7 +94,9 @@ def _default_output(input_path: str) -> str:
 @app.command()
 def tag(
     input: str = typer.Argument(
-        ..., help="Table to tag (.csv, .tsv, .jsonl, .xlsx, .parquet), or - for stdin."
+        ...,
+        help="Table to tag (.csv, .tsv, .jsonl, .xlsx, .parquet), or - for stdin.",
+        metavar="FILE",
     ),
     output: str | None = typer.Option(
         None,
@@ -82,16 +104,24 @@ def tag(
         "--output",
         help="Where to write; format from the extension; - for stdout (JSON Lines). "
         "Default: INPUT's name with .tagged before the extension.",
+        metavar="FILE",
     ),
     text_column: str | None = typer.Option(
-        None, "--text-column", help="Column holding the feedback (detected if obvious)."
+        None,
+        "--text-column",
+        help="Column holding the feedback (detected if obvious).",
+        metavar="COLUMN",
     ),
     id_column: str | None = typer.Option(
-        None, "--id-column", help="Column identifying rows; checked to exist."
+        None,
+        "--id-column",
+        help="Column identifying rows: checked to exist before tagging; with --report, it "
+        "names the quoted rows (default there: a column named id or *_id).",
+        metavar="COLUMN",
     ),
-    model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
+    model: ModelOption = None,
     explain: bool = typer.Option(False, "--explain", help="Add the evidence sentence per theme."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes.", metavar="N"),
     dask: str | None = typer.Option(
         None,
         "--dask",
@@ -107,26 +137,32 @@ def tag(
         min=1,
         show_default=False,
         help="Rows read, tagged and written at a time; memory grows with it.  [default: 2000]",
+        metavar="N",
     ),
     encoding: str = typer.Option(
-        "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL input."
+        "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL input.", metavar="ENCODING"
     ),
     input_format: str | None = typer.Option(
         None,
         "--format",
         help="Input format when the extension does not say (csv, tsv, jsonl, xlsx, parquet).",
+        metavar="FORMAT",
     ),
     output_format: str | None = typer.Option(
-        None, "--output-format", help="Output format when the extension does not say."
+        None,
+        "--output-format",
+        help="Output format when the extension does not say.",
+        metavar="FORMAT",
     ),
     summary: Path | None = typer.Option(
-        None, "--summary", help="Also write the summary as JSON here."
+        None, "--summary", help="Also write the summary as JSON here.", metavar="FILE"
     ),
     report: Path | None = typer.Option(
         None,
         "--report",
         help="Also write an HTML report of the tagged output here (as `classifier report` "
         "does; needs the [report] extra). --force overwrites it too.",
+        metavar="FILE",
     ),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
@@ -148,10 +184,16 @@ def tag(
 
       classifier tag export.csv -o tagged.csv --report report.html
     """
-    from classifier.tagging import progress_printer, tag_file
+    from classifier.tagging import tag_file
 
-    if report is not None:
-        _check_report_target(report, output or _default_output(input), dask is not None, force)
+    output_path = output or _default_output(input)
+    with user_errors():
+        # Everything that can be checked is checked before tagging, not after an hour of it.
+        for extra in (summary, report):
+            if extra is not None:
+                _check_folder(extra)
+        if report is not None:
+            _check_report_target(report, output_path, dask is not None, force)
     if dask is not None:
         with user_errors():
             result = _tag_with_dask(
@@ -174,9 +216,7 @@ def tag(
             if not quiet:
                 typer.echo(result.render(), err=True)
         return
-    with user_errors():
-        output_path = output or _default_output(input)
-        show_progress = not quiet and sys.stderr.isatty()
+    with user_errors(), progress_bar(not quiet and sys.stderr.isatty()) as progress:
         result = tag_file(
             input,
             output_path,
@@ -190,10 +230,9 @@ def tag(
             input_format=input_format,
             output_format=output_format,
             force=force,
-            progress=progress_printer() if show_progress else None,
+            progress=progress,
         )
-        if show_progress:
-            typer.echo("", err=True)
+    with user_errors():
         if summary is not None:
             _write_json_atomically(summary, result.to_dict())
         if not quiet:
@@ -202,10 +241,63 @@ def tag(
             from classifier.report import build_report
 
             made = build_report(
-                output_path, report, model_path=model, input_format=output_format, force=force
+                output_path,
+                report,
+                model_path=model,
+                input_format=output_format,
+                id_column=id_column,
+                force=force,
             )
             if not quiet:
                 typer.echo(made.render(), err=True)
+
+
+@contextmanager
+def progress_bar(enabled: bool):
+    """A rich progress bar on stderr for ``tag_file(progress=...)``; None when not enabled.
+
+    Rows, rows per second and, when the input's size is known, the share done and the time
+    left. Transient: the summary replaces it.
+    """
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.fields[rows]:>12,} rows"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]:>8,.0f} rows/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("tagging", total=None, rows=0, rate=0.0)
+
+        def update(rows: int, fraction: float | None) -> None:
+            elapsed = bar.tasks[0].elapsed or 1e-9
+            # Standard input has no known size: the bar then only pulses.
+            total = 1.0 if fraction is not None else None
+            bar.update(task, total=total, completed=fraction or 0, rows=rows, rate=rows / elapsed)
+
+        yield update
+
+
+def _check_folder(target: Path) -> None:
+    """Refuse a file target whose folder is missing or is not a folder."""
+    folder = target.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ClassifierError(f"{target}: the folder {folder} {what}")
 
 
 def _check_report_target(report: Path, output: str, dask: bool, force: bool) -> None:
@@ -275,20 +367,23 @@ def report(
     tagged: str = typer.Argument(
         ...,
         help="Output of `classifier tag` (.csv, .tsv, .jsonl, .xlsx, .parquet), or - for stdin.",
+        metavar="FILE",
     ),
     output: str | None = typer.Option(
         None,
         "-o",
         "--output",
         help="The HTML file to write. Default: TAGGED's name with .report.html.",
+        metavar="FILE",
     ),
     date_column: str | None = typer.Option(
-        None, "--date-column", help="Column of dates: themes per week or month."
+        None, "--date-column", help="Column of dates: themes per week or month.", metavar="COLUMN"
     ),
     date_format: str | None = typer.Option(
         None,
         "--date-format",
         help="strptime format of --date-column, e.g. %d/%m/%Y.  [default: ISO 8601, YYYY-MM-DD]",
+        metavar="FORMAT",
     ),
     period: str = typer.Option(
         "auto",
@@ -296,18 +391,27 @@ def report(
         callback=lambda value: _choice(value, ("auto", "week", "month")),
         help="Time unit of --date-column: auto, week or month (auto: weeks for spans up to six "
         "months with --min-group tagged rows a week on average, else months).",
+        metavar="UNIT",
     ),
     group_column: str | None = typer.Option(
-        None, "--group-column", help="Column of teams, services or clinician codes to compare."
+        None,
+        "--group-column",
+        help="Column of teams, services or clinician codes to compare.",
+        metavar="COLUMN",
     ),
     min_group: int = typer.Option(
         10,
         "--min-group",
         min=1,
         help="Groups with fewer tagged rows are merged into 'other', never shown alone.",
+        metavar="N",
     ),
     max_groups: int = typer.Option(
-        20, "--max-groups", min=1, help="Show at most this many groups (the largest) alone."
+        20,
+        "--max-groups",
+        min=1,
+        help="Show at most this many groups (the largest) alone.",
+        metavar="N",
     ),
     quotes: int = typer.Option(
         0,
@@ -315,9 +419,13 @@ def report(
         min=0,
         help="Quote up to N evidence sentences per theme and polarity (needs `tag --explain` "
         "output). Off by default: the texts are sensitive.",
+        metavar="N",
     ),
     id_column: str | None = typer.Option(
-        None, "--id-column", help="Column naming the rows of quotes (default: an id column)."
+        None,
+        "--id-column",
+        help="Column naming the rows of quotes (default: an id column).",
+        metavar="COLUMN",
     ),
     near: float = typer.Option(
         0.1,
@@ -325,15 +433,23 @@ def report(
         min=0.0,
         max=0.5,
         help="A score this close to the theme's threshold counts as near it (uncertain).",
+        metavar="SCORE",
     ),
-    title: str | None = typer.Option(None, "--title", help="Heading of the report."),
+    title: str | None = typer.Option(
+        None, "--title", help="Heading of the report.", metavar="TEXT"
+    ),
     model: Path | None = typer.Option(
-        None, "--model", help="Model that tagged the file, for its model card (default: shipped)."
+        None,
+        "--model",
+        help="Model that tagged the file, for its model card (default: shipped).",
+        metavar="FILE",
     ),
     input_format: str | None = typer.Option(
-        None, "--format", help="Format of TAGGED when the extension does not say."
+        None, "--format", help="Format of TAGGED when the extension does not say.", metavar="FORMAT"
     ),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL."),
+    encoding: str = typer.Option(
+        "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL.", metavar="ENCODING"
+    ),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
@@ -380,8 +496,10 @@ def report(
 # ------------------------------------------------------------------------------- explain
 @app.command()
 def explain(
-    text: str = typer.Argument(..., help="The feedback text to explain (or - to read stdin)."),
-    model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
+    text: str = typer.Argument(
+        ..., help="The feedback text to explain (or - to read stdin).", metavar="TEXT"
+    ),
+    model: ModelOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print Prediction.to_dict() as JSON."),
 ) -> None:
     """Show the themes, polarities, scores and evidence for one text.
@@ -417,9 +535,7 @@ def explain(
 # -------------------------------------------------------------------------------- themes
 @app.command()
 def themes(
-    codebook: Path | None = typer.Option(
-        None, "--codebook", help="Codebook TOML (default: packaged)."
-    ),
+    codebook: CodebookOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print the codebook as JSON."),
 ) -> None:
     """Print the codebook: each theme's definition, indicators and examples.
@@ -452,7 +568,7 @@ def themes(
 # ---------------------------------------------------------------------------------- info
 @app.command()
 def info(
-    model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
+    model: ModelOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print the model card JSON."),
 ) -> None:
     """Print the model card of a model: data hash, versions, thresholds and metrics.
@@ -461,7 +577,7 @@ def info(
 
       classifier info
     """
-    from classifier.persistence import CARD_JSON, default_model_path
+    from classifier.persistence import CARD_JSON, CARD_MARKDOWN, default_model_path
     from classifier.rendering import render_card
 
     with user_errors():
@@ -469,31 +585,45 @@ def info(
         card_path = model_path.with_name(CARD_JSON)
         if not card_path.is_file():
             raise ClassifierError(f"{card_path}: no model card beside the model")
-        card = json.loads(card_path.read_text())
-        typer.echo(json.dumps(card, indent=2) if as_json else render_card(card))
+        rendered = model_path.with_name(CARD_MARKDOWN)
+        if as_json:
+            typer.echo(card_path.read_text(encoding="utf-8").rstrip())
+        elif rendered.is_file():  # written with the card by `classifier train`: no pandas needed
+            typer.echo(rendered.read_text(encoding="utf-8").rstrip())
+        else:
+            typer.echo(render_card(json.loads(card_path.read_text(encoding="utf-8"))))
 
 
 # ------------------------------------------------------------------------- train/evaluate
 @app.command()
 def train(
-    corpus: Path | None = typer.Option(None, "--corpus", help="Labelled corpus (JSON Lines)."),
-    output_dir: Path = typer.Option(Path("models"), "--output-dir", help="Where the model goes."),
-    codebook: Path | None = typer.Option(None, "--codebook", help="Codebook TOML of the labels."),
+    corpus: CorpusOption = None,
+    output_dir: Path = typer.Option(
+        Path("models"), "--output-dir", help="Where the model goes.", metavar="DIR"
+    ),
+    codebook: CodebookOption = None,
     cv_folds: int = typer.Option(
-        5, "--cv-folds", min=0, help="Folds for CV and ablation (0: skip)."
+        5, "--cv-folds", min=0, help="Folds for CV and ablation (0: skip).", metavar="N"
     ),
     ablation: bool = typer.Option(True, "--ablation/--no-ablation", help="Score each step off."),
     update_readme: Path | None = typer.Option(
-        None, "--update-readme", help="README whose evaluation block to regenerate."
+        None,
+        "--update-readme",
+        help="README whose evaluation block to regenerate.",
+        metavar="README",
     ),
     add: list[Path] | None = typer.Option(
         None,
         "--add",
         help="A coded table (.csv, .tsv, .xlsx, .parquet, .jsonl; one column per theme) to train "
         "on as well, 20% of its rows held out and scored apart; repeat for several.",
+        metavar="FILE",
     ),
     text_column: str | None = typer.Option(
-        None, "--text-column", help="Text column of the --add tables (detected if obvious)."
+        None,
+        "--text-column",
+        help="Text column of the --add tables (detected if obvious).",
+        metavar="COLUMN",
     ),
 ) -> None:
     """Train a model on the corpus's train split; write the model file and its model card.
@@ -545,14 +675,15 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
-    corpus: Path | None = typer.Option(None, "--corpus", help="Labelled corpus (JSON Lines)."),
+    model: ModelOption = None,
+    corpus: CorpusOption = None,
     cv_folds: int = typer.Option(
         0,
         "--cv-folds",
         min=0,
         help="Also cross-validate a fresh model on the train split with this many folds "
         "(minutes; 0: skip).",
+        metavar="N",
     ),
     baselines: bool = typer.Option(
         False, "--baselines/--no-baselines", help="Also train and score the two baselines."
@@ -568,9 +699,9 @@ def evaluate(
       classifier evaluate --baselines --cv-folds 5 --json
     """
     from classifier.data import DEFAULT_CORPUS_PATH, read_corpus
+    from classifier.evaluation import evaluate_model
     from classifier.persistence import load_model
     from classifier.rendering import render_metrics
-    from classifier.training import evaluate_model
 
     with user_errors():
         fitted = load_model(model)
@@ -588,26 +719,37 @@ def evaluate(
 @app.command()
 def agree(
     coded: str = typer.Argument(
-        ..., help="A coder's table: text column and one column per theme (positive/negative)."
+        ...,
+        help="A coder's table: text column and one column per theme (positive/negative).",
+        metavar="FILE",
     ),
-    model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
+    model: ModelOption = None,
     second_coder: str | None = typer.Option(
         None,
         "--second-coder",
         help="A second coder's labels on the same rows: a file (rows matched by id, else by "
         "text), or columns of CODED: a pattern such as '{theme}_2', theme=column pairs, or one "
         "column per theme in codebook order, comma-separated.",
+        metavar="SOURCE",
     ),
     text_column: str | None = typer.Option(
-        None, "--text-column", help="Column holding the feedback (detected if obvious)."
+        None,
+        "--text-column",
+        help="Column holding the feedback (detected if obvious).",
+        metavar="COLUMN",
     ),
     id_column: str | None = typer.Option(
-        None, "--id-column", help="Column identifying rows (default: one named id or *_id)."
+        None,
+        "--id-column",
+        help="Column identifying rows (default: one named id or *_id).",
+        metavar="COLUMN",
     ),
     input_format: str | None = typer.Option(
-        None, "--format", help="Format of CODED when the extension does not say."
+        None, "--format", help="Format of CODED when the extension does not say.", metavar="FORMAT"
     ),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL."),
+    encoding: str = typer.Option(
+        "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL.", metavar="ENCODING"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """How far the model agrees with a coder's labels: kappa, precision, recall, F1 per theme.
@@ -644,12 +786,18 @@ def agree(
 
 @app.command()
 def review(
-    export: str = typer.Argument(..., help="Table of feedback to choose rows from."),
-    output: str = typer.Option(
-        ..., "-o", "--output", help="The coding sheet to write (.xlsx, .csv, .tsv, .parquet...)."
+    export: str = typer.Argument(
+        ..., help="Table of feedback to choose rows from.", metavar="FILE"
     ),
-    n: int = typer.Option(200, "-n", "--rows", min=1, help="How many rows to choose."),
-    model: Path | None = typer.Option(None, "--model", help="Model file (default: shipped model)."),
+    output: str = typer.Option(
+        ...,
+        "-o",
+        "--output",
+        help="The coding sheet to write (.xlsx, .csv, .tsv, .parquet...).",
+        metavar="FILE",
+    ),
+    n: int = typer.Option(200, "-n", "--rows", min=1, help="How many rows to choose.", metavar="N"),
+    model: ModelOption = None,
     random_sample: bool = typer.Option(
         False,
         "--random",
@@ -659,7 +807,10 @@ def review(
         False, "--blind", help="Leave out the model's suggestions (for an unbiased agreement)."
     ),
     exclude: list[str] | None = typer.Option(
-        None, "--exclude", help="A table of rows already coded, never chosen again; repeatable."
+        None,
+        "--exclude",
+        help="A table of rows already coded, never chosen again; repeatable.",
+        metavar="FILE",
     ),
     explore: float = typer.Option(
         0.5,
@@ -667,21 +818,32 @@ def review(
         min=0.0,
         max=1.0,
         help="Share of the rows drawn at random, interleaved with the uncertain ones.",
+        metavar="SHARE",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the tie-breaking (and random) draw."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of the tie-breaking (and random) draw.", metavar="N"
+    ),
     text_column: str | None = typer.Option(
-        None, "--text-column", help="Column holding the feedback (detected if obvious)."
+        None,
+        "--text-column",
+        help="Column holding the feedback (detected if obvious).",
+        metavar="COLUMN",
     ),
     id_column: str | None = typer.Option(
-        None, "--id-column", help="Column identifying rows; checked to exist."
+        None, "--id-column", help="Column identifying rows; checked to exist.", metavar="COLUMN"
     ),
     input_format: str | None = typer.Option(
-        None, "--format", help="Format of EXPORT when the extension does not say."
+        None, "--format", help="Format of EXPORT when the extension does not say.", metavar="FORMAT"
     ),
     output_format: str | None = typer.Option(
-        None, "--output-format", help="Output format when the extension does not say."
+        None,
+        "--output-format",
+        help="Output format when the extension does not say.",
+        metavar="FORMAT",
     ),
-    encoding: str = typer.Option("utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL."),
+    encoding: str = typer.Option(
+        "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL.", metavar="ENCODING"
+    ),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output file."),
 ) -> None:
     """Choose the rows whose coding would teach the model most; write a sheet to code.
@@ -726,17 +888,22 @@ def review(
 # ---------------------------------------------------------------------------------- data
 @data_app.command("check")
 def data_check(
-    corpus: Path | None = typer.Option(None, "--corpus", help="Labelled corpus (JSON Lines)."),
-    codebook: Path | None = typer.Option(None, "--codebook", help="Codebook TOML of the labels."),
-    min_records: int = typer.Option(3000, "--min-records", help="Fewest records allowed."),
+    corpus: CorpusOption = None,
+    codebook: CodebookOption = None,
+    min_records: int = typer.Option(
+        3000, "--min-records", help="Fewest records allowed.", metavar="N"
+    ),
     min_per_cell: int = typer.Option(
-        150, "--min-per-cell", help="Fewest records per theme x polarity."
+        150, "--min-per-cell", help="Fewest records per theme x polarity.", metavar="N"
     ),
     markdown: bool = typer.Option(
         False, "--markdown", help="Print the counts as a Markdown table."
     ),
     update: Path | None = typer.Option(
-        None, "--update", help="Regenerate the counts block of this Markdown file (the datasheet)."
+        None,
+        "--update",
+        help="Regenerate the counts block of this Markdown file (the datasheet).",
+        metavar="README",
     ),
 ) -> None:
     """Validate a corpus: schema, codebook ids, duplicates, splits, balance; print the counts.
@@ -789,20 +956,20 @@ def render_counts(report, frame, markdown: bool = False) -> str:
 
 
 def markdown_table(frame) -> str:
-    """A DataFrame as a Markdown table (index first), without needing `tabulate`."""
-    header = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for index, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(index)] + [str(v) for v in row.tolist()]) + " |")
-    return "\n".join(lines)
+    """A counts DataFrame as a Markdown table, its index as the first column."""
+    return frame.to_markdown()
 
 
 @data_app.command("split")
 def data_split(
-    corpus: Path = typer.Option(..., "--corpus", help="Corpus to (re)assign splits in, in place."),
-    codebook: Path | None = typer.Option(None, "--codebook", help="Codebook TOML of the labels."),
-    test_size: float = typer.Option(0.2, "--test-size", help="Share of records in the test split."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the stratified split."),
+    corpus: Path = typer.Option(
+        ..., "--corpus", help="Corpus to (re)assign splits in, in place.", metavar="FILE"
+    ),
+    codebook: CodebookOption = None,
+    test_size: float = typer.Option(
+        0.2, "--test-size", help="Share of records in the test split.", metavar="SHARE"
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the stratified split.", metavar="N"),
 ) -> None:
     """Assign a train/test split stratified over theme x polarity cells (for your own corpus).
 

@@ -11,7 +11,6 @@ keeping every row, in order, and writes the result atomically.
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -124,16 +123,25 @@ def tag_frame(
     explain: bool = False,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> pd.DataFrame:
-    """Return ``frame`` with the tagging columns appended; rows, order and index unchanged."""
+    """Return ``frame`` with the tagging columns appended; rows, order and index unchanged.
+
+    Examples
+    --------
+    >>> from classifier.persistence import load_model
+    >>> frame = pd.DataFrame({"feedback": ["I felt heard.", None]})
+    >>> tag_frame(frame, load_model(), "feedback")["status"].tolist()
+    ['ok', 'not_text']
+    """
     _check_no_clash(frame.columns, output_columns(model.themes_, explain), "input")
     texts = frame[text_column].tolist()
-    parts = [
-        scores_frame(model.score_batch(texts[start : start + chunk_size], explain), explain)
-        for start in range(0, len(texts), chunk_size)
-    ] or [scores_frame(model.score_batch([], explain), explain)]
-    added = pd.concat(parts, ignore_index=True)
-    added.index = frame.index
-    return pd.concat([frame, added], axis=1)
+    # range(..., max(n, 1)): an empty frame still gets its (empty) tagging columns. The input
+    # columns are joined once, whole: slicing and re-joining them could change their dtypes.
+    chunks = [
+        tag_chunk(model, texts[start : start + chunk_size], explain)
+        for start in range(0, max(len(texts), 1), chunk_size)
+    ]
+    added = pd.concat([chunk.added for chunk in chunks], ignore_index=True)
+    return output_rows(frame, TaggedChunk(chunks[0].themes, chunks[0].counts, added=added))
 
 
 @dataclass
@@ -210,24 +218,38 @@ class TaggedChunk:
 
     ``added`` holds the flat output columns (``nested`` is None), or, for JSON Lines output,
     ``nested`` holds one ``Prediction.to_dict()`` per row (``added`` is None).
+    :func:`output_rows` joins it to the input chunk.
     """
 
     themes: tuple[str, ...]
-    polarities: tuple[str, ...]
     counts: TagSummary
     added: pd.DataFrame | None = None
     nested: list[dict] | None = None
 
 
 def tag_chunk(model, texts: list, explain: bool = False, nested: bool = False) -> TaggedChunk:
-    """Classify one chunk of texts and turn the result into output rows and counts."""
+    """Classify one chunk of texts and turn the result into output columns and counts."""
     batch = model.score_batch(texts, explain=explain)
     counts = TagSummary(input="", output="")
     counts.add(batch)
     if nested:
         nested_rows = [p.to_dict() for p in batch.predictions()]
-        return TaggedChunk(batch.themes, batch.polarities, counts, nested=nested_rows)
-    return TaggedChunk(batch.themes, batch.polarities, counts, added=scores_frame(batch, explain))
+        return TaggedChunk(batch.themes, counts, nested=nested_rows)
+    return TaggedChunk(batch.themes, counts, added=scores_frame(batch, explain))
+
+
+def output_rows(chunk: pd.DataFrame, tagged: TaggedChunk) -> pd.DataFrame | list[dict]:
+    """The output rows of one input chunk: the one place where input and tagging are joined.
+
+    Flat formats get the chunk's columns followed by the tagging columns, index unchanged;
+    JSON Lines gets one record per row with the tagging nested under ``classification``.
+    """
+    if tagged.nested is not None:
+        return [
+            {**row, "classification": classification}
+            for row, classification in zip(chunk.to_dict("records"), tagged.nested, strict=True)
+        ]
+    return pd.concat([chunk, tagged.added.set_axis(chunk.index)], axis=1)
 
 
 def _tag_chunk_in_worker(model_path: str, texts: list, explain: bool, nested: bool) -> TaggedChunk:
@@ -322,17 +344,11 @@ def tag_file(
             if summary.rows_read == 0:
                 _check_no_clash(chunk.columns, output_columns(tagged.themes, explain), input_path)
             summary.merge(tagged.counts)
+            rows = output_rows(chunk, tagged)
             if nested:
-                records = [
-                    {**row, "classification": classification}
-                    for row, classification in zip(
-                        chunk.to_dict("records"), tagged.nested, strict=True
-                    )
-                ]
-                writer.write(chunk, records=records)
+                writer.write(chunk, records=rows)
             else:
-                tagged.added.index = chunk.index
-                writer.write(pd.concat([chunk, tagged.added], axis=1))
+                writer.write(rows)
             if progress is not None:
                 progress(summary.rows_read, reader.progress)
         if summary.rows_read == 0 and not summary.text_column:
@@ -343,20 +359,3 @@ def tag_file(
         raise
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def progress_printer(stream=sys.stderr) -> Callable[[int, float | None], None]:
-    """A one-line progress display (rows, rows/s, ETA) for a terminal."""
-    started = time.perf_counter()
-
-    def show(rows: int, fraction: float | None) -> None:
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        rate = rows / elapsed
-        eta = ""
-        if fraction:
-            remaining = elapsed * (1 - fraction) / fraction
-            eta = f"  ETA {int(remaining // 60)}:{int(remaining % 60):02d}"
-        stream.write(f"\r{rows:>12,} rows  {rate:>9,.0f} rows/s{eta}   ")
-        stream.flush()
-
-    return show

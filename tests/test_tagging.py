@@ -229,7 +229,7 @@ def test_tag_frame_keeps_index_and_order_whatever_the_chunk_size(tiny_model, tex
     whole = tag_frame(frame, tiny_model, "feedback", chunk_size=max(len(texts), 1))
     chunked = tag_frame(frame, tiny_model, "feedback", chunk_size=chunk_size)
     assert list(chunked.index) == list(frame.index)
-    assert chunked["feedback"].tolist() == frame["feedback"].tolist()
+    pd.testing.assert_series_equal(chunked["feedback"], frame["feedback"])  # NaN == NaN here
     pd.testing.assert_frame_equal(chunked, whole)
     assert list(chunked.columns) == ["feedback", *output_columns(tiny_model.themes_)]
 
