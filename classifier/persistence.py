@@ -149,7 +149,14 @@ def _load_cached(path: str, mtime_ns: int):
     with warnings.catch_warnings():
         # scikit-learn's own InconsistentVersionWarning is replaced by ours, which says what to do.
         warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator.*")
-        model = sio.load(path, trusted=list(untrusted))
+        try:
+            model = sio.load(path, trusted=list(untrusted))
+        except Exception as exc:
+            # A crafted file can pass the type check and still fail while skops rebuilds it
+            # (e.g. a node naming a function with the wrong arguments): refuse it in one line.
+            raise ClassifierError(
+                f"{path}: not a loadable skops model file ({type(exc).__name__})"
+            ) from None
     if not isinstance(model, ThemeClassifier):
         raise ClassifierError(f"{path}: holds a {type(model).__name__}, not a ThemeClassifier")
     _warn_on_version_mismatch(path, getattr(model, "versions_", {}))

@@ -59,3 +59,22 @@ def test_shipped_model_matches_the_training_data():
     model = load_model(DEFAULT_MODEL_PATH)
     assert list(model.themes_) == card["codebook"]["themes"]
     assert model.thresholds_ == pytest.approx(card["thresholds"], abs=1e-4)
+
+
+def test_a_crafted_skops_file_that_fails_while_loading_is_refused_in_one_line(
+    tiny_estimator_path, tmp_path
+):
+    # Every type in it is allowed (the type check passes), but one value is not valid JSON:
+    # skops fails half-way through rebuilding the model.
+    import json
+    import zipfile
+
+    crafted = tmp_path / "crafted.skops"
+    with zipfile.ZipFile(tiny_estimator_path) as source, zipfile.ZipFile(crafted, "w") as out:
+        schema = json.loads(source.read("schema.json"))
+        schema["content"]["content"]["max_scope"]["content"] = "{not json"
+        for member in source.infolist():
+            data = json.dumps(schema) if member.filename == "schema.json" else source.read(member)
+            out.writestr(member, data)
+    with pytest.raises(ClassifierError, match=r"crafted\.skops: not a loadable skops model file"):
+        load_model(crafted)
