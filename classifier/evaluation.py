@@ -387,9 +387,13 @@ def coder_agreement(model, test: pd.DataFrame) -> dict | None:
 
 
 def model_parameters(model) -> dict:
-    """The training parameters of a fitted ThemeClassifier or of a compiled model."""
+    """The training parameters of a fitted ThemeClassifier or of a compiled model.
+
+    Top-level parameters only (``deep=False``): a ``features`` transformer stays one object, so
+    ``ThemeClassifier(**model_parameters(model))`` rebuilds the same estimator.
+    """
     if hasattr(model, "get_params"):
-        return model.get_params()
+        return model.get_params(deep=False)
     return dict(model.info.get("parameters", {}))
 
 

@@ -7,6 +7,8 @@ with two changes that leave every number the same:
 * ``transform`` hands the fitted vocabulary and idf to :class:`~classifier.vectorize.NgramTfidf`,
   the transform that inference runs without scikit-learn, so training, the estimators and the
   compiled model all see one implementation.
+
+:func:`as_ngram_tfidf` tells whether a fitted feature step can be compiled to those arrays.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion
 from sklearn.utils.validation import check_is_fitted
 
 from classifier.vectorize import NgramTfidf, char_wb_ngrams
 
-__all__ = ["TfidfFeatures", "char_wb_ngrams"]
+__all__ = ["TfidfFeatures", "as_ngram_tfidf", "char_wb_ngrams"]
 
 
 class TfidfFeatures(TfidfVectorizer):
@@ -31,7 +34,7 @@ class TfidfFeatures(TfidfVectorizer):
     >>> from classifier.features import TfidfFeatures
     >>> features = TfidfFeatures(analyzer="char_wb", ngram_range=(3, 4)).fit(["felt heard"])
     >>> features.transform(["heard"]).shape
-    (1, 15)
+    (1, 16)
     """
 
     def transform(self, raw_documents: Iterable[str]):
@@ -61,7 +64,8 @@ class TfidfFeatures(TfidfVectorizer):
     def _has_fast_path(self) -> bool:
         # Only the settings NgramTfidf reproduces exactly; anything else is scikit-learn's.
         plain = (
-            self.preprocessor is None
+            self.input == "content"  # "filename"/"file" would read the documents from disk
+            and self.preprocessor is None
             and not self.lowercase
             and self.strip_accents is None
             and self.stop_words is None
@@ -98,3 +102,32 @@ class TfidfFeatures(TfidfVectorizer):
         if terms is not None:
             state["vocabulary_"] = {term: i for i, term in enumerate(terms.split("\n"))}
         super().__setstate__(state)
+
+
+def as_ngram_tfidf(vectorizer: object) -> list[NgramTfidf] | None:
+    """A fitted feature step as :class:`NgramTfidf` blocks, or None if it is anything else.
+
+    Only a :class:`TfidfFeatures`, or an unweighted :class:`~sklearn.pipeline.FeatureUnion` of
+    them, with settings that ``NgramTfidf`` reproduces exactly, is converted: those numbers are
+    the step's own. Exact types only, since a subclass may transform differently.
+
+    Examples
+    --------
+    >>> from sklearn.feature_extraction.text import CountVectorizer
+    >>> words = TfidfFeatures(token_pattern=r"\\S+", lowercase=False).fit(["felt heard"])
+    >>> [part.n_features for part in as_ngram_tfidf(words)]
+    [2]
+    >>> as_ngram_tfidf(CountVectorizer().fit(["felt heard"])) is None
+    True
+    """
+    if type(vectorizer) is FeatureUnion:
+        if vectorizer.transformer_weights:
+            return None
+        parts = [part for _, part in vectorizer.transformer_list]
+    else:
+        parts = [vectorizer]
+    if not parts or not all(
+        type(part) is TfidfFeatures and part._has_fast_path() for part in parts
+    ):
+        return None
+    return [part.to_ngram_tfidf() for part in parts]

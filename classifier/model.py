@@ -1,6 +1,8 @@
 """The theme classifier: spaCy features -> TF-IDF -> per-theme calibrated presence and polarity.
 
-For every theme of the codebook the model learns two things from the same TF-IDF features:
+The feature step is TF-IDF of word and character n-grams unless ``features`` gives another
+scikit-learn transformer. For every theme of the codebook the model learns two things from the
+same features:
 
 * presence: a logistic regression, whose out-of-fold scores (``cross_val_predict`` on the
   training data) give its decision threshold, F1-optimal over all training rows
@@ -23,7 +25,8 @@ Evidence for a detected theme is the sentence (or sentences) that reach the them
 under the same presence model, so the explanation comes from the same model as the tag.
 
 After fitting, :meth:`ThemeClassifier.compile` turns the estimators into a
-:class:`~classifier.inference.CompiledModel` (arrays only); classification runs on it.
+:class:`~classifier.inference.CompiledModel` (arrays only, or, with ``features`` other than the
+built-in TF-IDF, arrays and the fitted transformer); classification runs on it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.dummy import DummyClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
@@ -45,7 +48,7 @@ from sklearn.utils.validation import check_is_fitted
 from classifier._errors import ClassifierError
 from classifier._versions import library_versions
 from classifier.codebook import load_codebook
-from classifier.features import TfidfFeatures
+from classifier.features import TfidfFeatures, as_ngram_tfidf
 from classifier.inference import CompiledModel
 from classifier.prediction import BatchScores, Prediction
 from classifier.preprocessing import SpacyPreprocessor
@@ -75,17 +78,31 @@ def check_labels(
 def augment(features, target: np.ndarray | None):
     """Daumé's feature augmentation: ``[X, X on target rows only]``.
 
-    ``target`` is a boolean per row (True: a real text); None treats every row as real, which
-    is how the model sees the texts it tags.
+    ``features`` is a sparse matrix or a dense array (whatever the feature step gives); the
+    result is CSR or a dense array respectively. ``target`` is a boolean per row (True: a real
+    text); None treats every row as real, which is how the model sees the texts it tags.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> augment(np.array([[1.0], [2.0]]), np.array([True, False])).tolist()
+    [[1.0, 1.0], [2.0, 0.0]]
     """
+    if not sparse.issparse(features):
+        # sparse.hstack would read a list of dense arrays as one 3-d array of blocks
+        features = np.asarray(features)
+        if target is None:
+            return np.hstack([features, features])
+        return np.hstack([features, features * np.asarray(target, dtype=bool)[:, None]])
     if target is None:
         return sparse.hstack([features, features], format="csr")
-    mask = sparse.diags(np.asarray(target, dtype=features.dtype))
+    # dtype given twice: without it scipy casts integer diagonals (counts) to float64, warning
+    mask = sparse.diags(np.asarray(target, dtype=features.dtype), dtype=features.dtype)
     return sparse.hstack([features, mask @ features], format="csr")
 
 
 class ThemeClassifier(BaseEstimator):
-    """Tag texts with codebook themes, each with a polarity, a calibrated score and evidence.
+    r"""Tag texts with codebook themes, each with a polarity, a calibrated score and evidence.
 
     Parameters
     ----------
@@ -103,6 +120,17 @@ class ThemeClassifier(BaseEstimator):
         robust to typos and word forms ("listend", "listening"); None to use words only.
     min_df : int, default=2
         Ignore n-grams seen in fewer training texts.
+    features : scikit-learn transformer or None, default=None
+        The feature step; None is the TF-IDF of word and character n-grams set by
+        ``ngram_range``, ``char_ngram_range`` and ``min_df`` (which are ignored otherwise). Any
+        transformer fitted on the preprocessed documents alone (strings of space-separated
+        tokens, e.g. ``"NEG_judged she listen"``) that maps them to a sparse or dense matrix
+        will do: ``CountVectorizer(token_pattern=r"\S+")``, a ``HashingVectorizer``, a
+        ``FeatureUnion`` or ``Pipeline``. ``fit`` clones it. Evidence works with any features;
+        but only the built-in TF-IDF (including an equivalent union of :class:`TfidfFeatures`)
+        can be saved as ``.npz``: save other models as ``.skops``, which loads back only if
+        every type in the transformer is one skops trusts (scikit-learn's own) or is on
+        :data:`classifier.persistence.ALLOWED_TYPES`; others are refused when loading.
     C : float, default=4.0
         Inverse regularisation strength of the logistic regressions.
     domain_adaptation : bool, default=True
@@ -127,7 +155,9 @@ class ThemeClassifier(BaseEstimator):
     codebook_ : dict
         Name, version and TOML text of the codebook the model learned.
     preprocessor_ : SpacyPreprocessor
-    vectorizer_ : FeatureUnion of TfidfFeatures (word and character n-grams)
+    vectorizer_ : transformer
+        The fitted feature step: a clone of ``features``, or by default a FeatureUnion of
+        TfidfFeatures (word and character n-grams).
     augmented_ : bool
         Whether the estimators were fitted on augmented (shared + real) features.
     presence_ : dict of str to LogisticRegression
@@ -144,6 +174,8 @@ class ThemeClassifier(BaseEstimator):
     >>> model = ThemeClassifier().fit(texts, labels, target_domain=is_real)   # doctest: +SKIP
     >>> model.predict(["She cancelled twice this month."])                     # doctest: +SKIP
     [{'boundaries': 'negative'}]
+    >>> from sklearn.feature_extraction.text import CountVectorizer
+    >>> counts = ThemeClassifier(features=CountVectorizer(token_pattern=r"\S+", min_df=2))
     """
 
     def __init__(
@@ -154,6 +186,7 @@ class ThemeClassifier(BaseEstimator):
         ngram_range: tuple[int, int] = (1, 2),
         char_ngram_range: tuple[int, int] | None = (3, 5),
         min_df: int = 2,
+        features: object | None = None,
         C: float = 4.0,
         domain_adaptation: bool = True,
         calibrate_on: str = "target",
@@ -167,6 +200,7 @@ class ThemeClassifier(BaseEstimator):
         self.ngram_range = ngram_range
         self.char_ngram_range = char_ngram_range
         self.min_df = min_df
+        self.features = features
         self.C = C
         self.domain_adaptation = domain_adaptation
         self.calibrate_on = calibrate_on
@@ -228,6 +262,9 @@ class ThemeClassifier(BaseEstimator):
                 )
             presence_targets[theme] = present
         features = self.vectorizer_.fit_transform(self.preprocessor_.transform(texts))
+        if sparse.issparse(features):
+            # CSR for row selection (polarity rows, CV folds): a transformer may give COO
+            features = features.tocsr()
         self.augmented_ = bool(
             self.domain_adaptation and target is not None and 0 < target.sum() < len(target)
         )
@@ -289,6 +326,17 @@ class ThemeClassifier(BaseEstimator):
         Every theme's coefficients go into one matrix, so a batch is scored with one sparse
         product instead of 12+ estimator calls (each validating its input). With augmented
         features the shared and real coefficients are added up: every tagged text is real.
+
+        The built-in TF-IDF features (or an equivalent union of :class:`TfidfFeatures`) become
+        :class:`~classifier.vectorize.NgramTfidf` arrays, which can be saved as ``.npz``; any
+        other feature step is kept as the fitted transformer itself (one part), which scores
+        and finds evidence the same way but is saved only as ``.skops``.
+
+        Examples
+        --------
+        >>> compiled = model.compile()                                 # doctest: +SKIP
+        >>> compiled.predict(["She listened."])                        # doctest: +SKIP
+        [{'empathy': 'positive'}]
         """
         check_is_fitted(self, "presence_")
         compiled = self.__dict__.get("_compiled")
@@ -335,23 +383,35 @@ class ThemeClassifier(BaseEstimator):
             themes=self.themes_,
             polarities=self.polarities_,
             preprocessor=SpacyPreprocessor(**self.preprocessor_.get_params()),
-            parts=[part.to_ngram_tfidf() for part in self._parts()],
+            parts=self._compiled_parts(),
             coef=coef,
             intercept=intercept,
             calibration=calibration,
             thresholds=np.array([self.thresholds_[theme] for theme in self.themes_]),
             codebook=getattr(self, "codebook_", {}),
-            info={"versions": self.versions_, "parameters": self.get_params()},
+            info={"versions": self.versions_, "parameters": self._parameters()},
         )
         self._compiled = compiled
         return compiled
 
-    def _parts(self) -> list[TfidfFeatures]:
-        if isinstance(self.vectorizer_, FeatureUnion):
-            return [part for _, part in self.vectorizer_.transformer_list]
-        return [self.vectorizer_]
+    def _compiled_parts(self) -> list:
+        # NgramTfidf arrays when they give the fitted step's exact numbers (saveable as .npz);
+        # otherwise the fitted transformer, whose transform is whatever the user gave.
+        fast = as_ngram_tfidf(self.vectorizer_)
+        return fast if fast is not None else [self.vectorizer_]
+
+    def _parameters(self) -> dict:
+        # Shallow, with the feature step as its repr: the compiled model's info is saved as
+        # JSON, and deep parameters would add one entry per setting of the transformer.
+        parameters = self.get_params(deep=False)
+        if parameters["features"] is not None:
+            parameters["features"] = repr(parameters["features"])
+        return parameters
 
     def _vectorizer(self):
+        if self.features is not None:
+            # A fresh copy: fitting must not change the transformer the user passed.
+            return clone(self.features)
         words = TfidfFeatures(
             token_pattern=r"\S+",  # the preprocessor already tokenised; keep its tokens as they are
             lowercase=False,
@@ -425,7 +485,7 @@ class ThemeClassifier(BaseEstimator):
         return self.compile().classify(text, explain=explain)
 
     def classify_many(
-        self, texts: Iterable[object], explain: bool = True, batch_size: int = 5000
+        self, texts: Iterable[object], explain: bool = False, batch_size: int = 5000
     ) -> list[Prediction]:
         """Classify texts; same length and order as ``texts`` (see ``CompiledModel``)."""
         return self.compile().classify_many(texts, explain=explain, batch_size=batch_size)
@@ -438,6 +498,11 @@ class ThemeClassifier(BaseEstimator):
         state = dict(super().__getstate__())
         state.pop("_compiled", None)  # rebuilt from the estimators on first use
         return state
+
+    def __setstate__(self, state):
+        # Files saved before ``features`` existed used the built-in TF-IDF, which None means;
+        # without the attribute get_params (and so compile) fails on them.
+        super().__setstate__({"features": None, **state})
 
 
 def _calibrated(calibrator, decision: np.ndarray) -> np.ndarray:

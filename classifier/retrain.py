@@ -255,7 +255,7 @@ def train_with_coded(
     0.71
     """
     from classifier.persistence import CARD_JSON, CARD_MARKDOWN
-    from classifier.training import train_model
+    from classifier.training import json_value, train_model
 
     output_dir = Path(output_dir)
     if output_dir.resolve() == _shipped_model_dir():
@@ -278,6 +278,8 @@ def train_with_coded(
         log=log,
     )
     card["training_data"].update(data)
-    write_text_atomically(output_dir / CARD_JSON, json.dumps(card, indent=2, default=list) + "\n")
+    write_text_atomically(
+        output_dir / CARD_JSON, json.dumps(card, indent=2, default=json_value) + "\n"
+    )
     write_text_atomically(output_dir / CARD_MARKDOWN, render_card(card))
     return card

@@ -23,6 +23,7 @@ from classifier.evaluation import (
     model_parameters,
     split_corpus,
 )
+from classifier.features import as_ngram_tfidf
 from classifier.model import ThemeClassifier
 from classifier.persistence import (
     CARD_JSON,
@@ -83,10 +84,13 @@ def train_model(
             )
 
     output_dir = Path(output_dir)
-    model_path = save_model(model, output_dir / MODEL_FILE)
-    save_model(model, output_dir / ESTIMATOR_FILE)
+    # The arrays-only file holds the built-in TF-IDF; other features live in the skops file only.
+    compiles = as_ngram_tfidf(model.vectorizer_) is not None
+    model_path = save_model(model, output_dir / ESTIMATOR_FILE)
+    if compiles:
+        model_path = save_model(model, output_dir / MODEL_FILE)
     card = {
-        "model_file": MODEL_FILE,
+        "model_file": MODEL_FILE if compiles else ESTIMATOR_FILE,
         "estimator_file": ESTIMATOR_FILE,
         "trained_on": dt.date.today().isoformat(),
         "training_data": {
@@ -106,7 +110,17 @@ def train_model(
         "thresholds": {theme: round(value, 4) for theme, value in model.thresholds_.items()},
         "metrics": report,
     }
-    write_text_atomically(output_dir / CARD_JSON, json.dumps(card, indent=2, default=list) + "\n")
+    write_text_atomically(
+        output_dir / CARD_JSON, json.dumps(card, indent=2, default=json_value) + "\n"
+    )
     write_text_atomically(output_dir / CARD_MARKDOWN, render_card(card))
     log(f"wrote {model_path}, {output_dir / CARD_JSON}, {output_dir / CARD_MARKDOWN}")
     return card
+
+
+def json_value(value: object) -> object:
+    """JSON for what the card holds besides plain values: tuples and sets as lists, and a
+    ``features`` transformer as its repr (the card describes it; the model file holds it)."""
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    return repr(value)

@@ -2,11 +2,14 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.feature_extraction.text import TfidfVectorizer
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.pipeline import FeatureUnion
 
 from classifier import vectorize as vectorize_module
-from classifier.features import TfidfFeatures, char_wb_ngrams
+from classifier.features import TfidfFeatures, as_ngram_tfidf, char_wb_ngrams
 from classifier.preprocessing import SpacyPreprocessor
+from classifier.vectorize import NgramTfidf
 
 SETTINGS = dict(
     analyzer="char_wb", lowercase=False, ngram_range=(3, 5), min_df=2, sublinear_tf=True,
@@ -73,3 +76,41 @@ def test_saved_state_holds_the_vocabulary_as_one_string_and_no_cache(documents):
 def test_char_wb_ngrams_counts_a_short_word_once():
     assert char_wb_ngrams("a", 3, 5) == [" a "]
     assert char_wb_ngrams("abc", 3, 3) == [" ab", "abc", "bc "]
+
+
+def test_a_union_of_tfidf_features_compiles_to_the_same_numbers(documents):
+    union = FeatureUnion([("words", TfidfFeatures(**WORDS)), ("chars", TfidfFeatures(**SETTINGS))])
+    union.fit(documents[:1000])
+    parts = as_ngram_tfidf(union)
+    assert [type(part) for part in parts] == [NgramTfidf, NgramTfidf]
+    stacked = sparse.hstack([part.transform(documents) for part in parts]).toarray()
+    np.testing.assert_allclose(stacked, union.transform(documents).toarray(), rtol=1e-6)
+
+
+class _Shifted(TfidfFeatures):
+    def transform(self, raw_documents):
+        return super().transform(raw_documents) * 2
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: CountVectorizer(token_pattern=r"\S+"),
+        lambda: TfidfFeatures(**{**WORDS, "lowercase": True}),  # no fast path
+        lambda: TfidfFeatures(**{**WORDS, "input": "filename"}),  # would read files
+        lambda: _Shifted(**WORDS),  # a subclass may transform differently
+        lambda: FeatureUnion(
+            [("words", TfidfFeatures(**WORDS)), ("chars", TfidfFeatures(**SETTINGS))],
+            transformer_weights={"words": 2.0},
+        ),
+        lambda: FeatureUnion(
+            [("words", TfidfFeatures(**WORDS)), ("counts", CountVectorizer(token_pattern=r"\S+"))]
+        ),
+    ],
+    ids=["count", "lowercase", "filename", "subclass", "weighted-union", "mixed-union"],
+)
+def test_other_feature_steps_are_not_compiled_to_arrays(documents, make):
+    step = make()
+    if getattr(step, "input", "content") == "content":
+        step.fit(documents[:200])
+    assert as_ngram_tfidf(step) is None

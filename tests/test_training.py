@@ -72,3 +72,20 @@ def test_coder_agreement_puts_the_model_beside_the_second_coder(tiny_model, tiny
     expected_model = f1_score(as_matrix(first), as_matrix(predicted), average="micro")
     assert agreement["model_vs_first_coder"]["micro_f1"] == expected_model
     assert coder_agreement(tiny_model, test.drop(columns=["double_coded"])) is None
+
+
+def test_a_model_with_other_features_trains_and_is_saved_as_skops_only(tiny_corpus_path, tmp_path):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    features = CountVectorizer(token_pattern=r"\S+", min_df=2)
+    card = train_model(
+        tiny_corpus_path, tmp_path, cv_folds=0, ablation=False,
+        params={**TINY_PARAMS, "features": features},
+    )  # fmt: skip
+    assert card["model_file"] == ESTIMATOR_FILE and not (tmp_path / MODEL_FILE).exists()
+    assert (
+        "CountVectorizer"
+        in json.loads((tmp_path / CARD_JSON).read_text())["parameters"]["features"]
+    )
+    model = load_model(tmp_path / ESTIMATOR_FILE)
+    assert len(model.predict(["She listened to me.", "Cancelled twice."])) == 2
