@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -28,6 +28,9 @@ class ThemeResult:
     evidence: str = ""
 
 
+_RESULT_FIELDS = tuple(f.name for f in fields(ThemeResult))
+
+
 @dataclass(frozen=True)
 class Prediction:
     """Themes, polarities, calibrated scores and evidence for one text."""
@@ -45,7 +48,11 @@ class Prediction:
         """A JSON-serialisable dict (the shape of the CLI's JSON Lines output)."""
         return {
             "labels": self.labels,
-            "themes": [asdict(result) for result in self.themes],
+            # What dataclasses.asdict gives (the fields hold str and float), without its
+            # recursive copying: the JSON Lines output builds one of these per detected theme.
+            "themes": [
+                {name: getattr(result, name) for name in _RESULT_FIELDS} for result in self.themes
+            ],
             "scores": dict(self.scores),
             "status": self.status,
         }
@@ -138,3 +145,24 @@ class BatchScores:
             analysed[row] if row >= 0 else Prediction(status=status)
             for row, status in zip(self.row.tolist(), self.status, strict=True)
         ]
+
+
+def round_scores(values: np.ndarray, ndigits: int = 3) -> np.ndarray:
+    """Python's ``round(value, ndigits)`` of each value, bit for bit, without a call per value.
+
+    ``rint(value * 10**ndigits) / 10**ndigits`` is the same float whenever the scaled value is
+    not within a hair of a tie: rounding to the nearest integer is then unambiguous despite the
+    product's rounding error, and the division, like ``round``, gives the float nearest to the
+    decimal. The few values near a tie (and NaN) go through ``round`` itself.
+
+    >>> round_scores(np.array([0.12345, 0.0625, 0.9996])).tolist()
+    [0.123, 0.062, 1.0]
+    """
+    scale = 10.0**ndigits
+    scaled = values * scale
+    nearest = np.rint(scaled)
+    rounded = nearest / scale
+    doubtful = ~(np.abs(np.abs(scaled - nearest) - 0.5) > 1e-6)  # (True for NaN)
+    for i in np.flatnonzero(doubtful).tolist():
+        rounded[i] = round(float(values[i]), ndigits)
+    return rounded

@@ -7,12 +7,19 @@ file stores only the transformer's plain settings.
 Each text becomes one string of normalised tokens separated by spaces. Tokens inside a negation
 scope get the prefix ``NEG_`` so that "never felt judged" and "felt judged" share no feature for
 "judged": ``never felt judged`` -> ``never NEG_felt NEG_judged``.
+
+Tagging takes a faster road to exactly the same features: :meth:`SpacyPreprocessor.analyse_ids`
+gives them as integer ids, tokenizing each distinct whitespace-delimited piece of text once per
+process (see the "fast path" section below). ``transform`` and ``analyse`` (with sentences, for
+evidence) run the spaCy pipeline itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,8 +42,9 @@ SCOPE_TERMINATORS = frozenset({"but", "however", "although", "though", "yet", "e
 
 _NEGATED = "negated"  # key in doc.user_data
 
-# Texts each process analyses outside spaCy memory zones to fill the tokenizer's cache (see
-# SpacyPreprocessor._analyse_batch); bounds how much the vocabulary can grow.
+# Texts each process analyses outside spaCy memory zones to fill the tokenizer's cache and the
+# vocabulary with frequent words (see SpacyPreprocessor._analyse_batch and _SpanAnalyser._zone);
+# bounds how much the vocabulary can grow.
 WARM_UP_TEXTS = 20_000
 
 
@@ -256,6 +264,15 @@ class SpacyPreprocessor:
         """Yield ``(features, sentences)`` per text; ``sentences`` is empty unless asked for."""
         return self._analyse(X, with_sentences=sentences)
 
+    def analyse_ids(self, X: Iterable[object]) -> FeatureIds:
+        """The features of :meth:`transform` as ids into a per-process :class:`FeatureTable`.
+
+        What tagging runs: the same tokens, negation scopes and features, without building a
+        spaCy Doc per text or a string per feature (see ``_SpanAnalyser``).
+        """
+        texts = [as_text(value)[: self.max_chars] for value in X]
+        return _span_analyser(self.negation, self.max_scope, self.keep_punct).analyse(texts)
+
     def _analyse(self, X: Iterable[object], with_sentences: bool):
         nlp = build_nlp(negation=self.negation, max_scope=self.max_scope)
         # Sentence boundaries are only needed for evidence; skipping the sentencizer saves ~20%.
@@ -337,3 +354,496 @@ class SpacyPreprocessor:
 
 
 _DEFAULTS = SpacyPreprocessor().get_params()
+
+
+# ----------------------------------------------------------------------------- fast path
+# Tagging runs on feature ids rather than strings: what `SpacyPreprocessor.analyse_ids` returns.
+#
+# spaCy's tokenizer splits a text at whitespace and tokenizes each piece (a "span") on its own;
+# within a memory zone it caches no span, so every word of every text went through its regexes
+# and Python-level Doc machinery again. Here each distinct span is tokenized by spaCy once, its
+# tokens are kept as small integer records, and a text's tokens are its spans' records, gathered
+# with numpy. Negation scopes and the feature of each token are then array operations.
+
+# Distinct spans remembered per process; past this many everything is forgotten and rebuilt as
+# texts come, so a stream of typos cannot grow memory without bound (~60 MB at the limit,
+# measured over a million generated rows).
+SPAN_CACHE_SIZE = 200_000
+# Put between the unseen spans of a batch so that spaCy tokenizes them in one Doc: spaCy gives a
+# run of whitespace that starts with a newline its own token, which no special case can cross.
+_SPAN_SEPARATOR = " \n "
+
+
+class _Column:
+    """A 1-d numpy array that grows by appending (capacity doubles)."""
+
+    __slots__ = ("_data", "size")
+
+    def __init__(self, dtype, initial: Sequence = ()):
+        self._data = np.empty(max(1024, len(initial)), dtype=dtype)
+        self.size = 0
+        self.extend(initial)
+
+    def extend(self, values) -> None:
+        values = np.asarray(values, dtype=self._data.dtype)
+        end = self.size + len(values)
+        if end > len(self._data):
+            grown = np.empty(max(end, 2 * len(self._data)), dtype=self._data.dtype)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : end] = values
+        self.size = end
+
+    @property
+    def array(self) -> np.ndarray:
+        return self._data[: self.size]
+
+
+class FeatureTable:
+    """Feature strings ("felt", "NEG_judged", "<num>") by integer id, for one process.
+
+    Shared by the analyser that hands out the ids and the vectorisers that cache what each id
+    means for them (its vocabulary column, its character n-grams). ``epoch`` changes whenever the
+    table is emptied, which tells them to forget their own caches too.
+    """
+
+    def __init__(self):
+        self.strings: list[str] = []
+        self._ids: dict[str, int] = {}
+        # Ids of features that are not exactly one whitespace-separated token (``str.split``
+        # would not give back the feature itself); the id path cannot use those.
+        self.unsplittable: set[int] = set()
+        self.epoch = object()
+
+    def __len__(self) -> int:
+        return len(self.strings)
+
+    def id(self, feature: str) -> int:
+        found = self._ids.get(feature)
+        if found is None:
+            found = self._ids[feature] = len(self.strings)
+            self.strings.append(feature)
+            if feature.split() != [feature]:
+                self.unsplittable.add(found)
+        return found
+
+    def clear(self) -> None:
+        self.strings = []
+        self._ids = {}
+        self.unsplittable = set()
+        self.epoch = object()
+
+
+@dataclass(frozen=True)
+class FeatureIds:
+    """Analysed texts as feature ids: text ``i``'s features are ``ids[indptr[i]:indptr[i + 1]]``.
+
+    ``strings()`` gives exactly what :meth:`SpacyPreprocessor.transform` returns for the texts,
+    even once the table has been emptied (``words`` is the list the ids index; emptying the
+    table replaces that list rather than clearing it).
+    """
+
+    table: FeatureTable
+    epoch: object  # the table's epoch when the ids were handed out
+    words: list[str]
+    ids: np.ndarray  # int32
+    indptr: np.ndarray  # int64, one more than there are texts
+    splittable: bool  # every feature is one ``str.split`` token (what the id path needs)
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def current(self) -> bool:
+        """Whether the ids still index the table (it has not been emptied since)."""
+        return self.epoch is self.table.epoch
+
+    def strings(self) -> list[str]:
+        words = self.words
+        flat = [words[i] for i in self.ids.tolist()]
+        bounds = self.indptr.tolist()
+        return [
+            " ".join(word for word in flat[start:end] if word)
+            for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+
+
+# Held while a process's feature tables are read or extended (by the analyser or a vectoriser),
+# so that threads sharing a model cannot interleave their updates.
+FEATURE_LOCK = threading.RLock()
+
+
+def spacy_spans(text: str) -> list[str]:
+    """The pieces spaCy's tokenizer splits ``text`` into before tokenizing each on its own.
+
+    Runs of whitespace and of other characters alternate; a whitespace run that follows a word
+    and starts with a single space loses that space (it becomes the word's trailing whitespace),
+    and what is left of it, if anything, is a piece of its own (spaCy's ``_tokenize_affixes``).
+
+    >>> spacy_spans("Felt  heard.\\nThanks ")
+    ['Felt', ' ', 'heard.', '\\n', 'Thanks']
+    """
+    pieces = text.split()
+    joined = " ".join(pieces)
+    if text == joined or (pieces and text == joined + " "):
+        return pieces  # the usual case: words separated by single spaces
+    spans = []
+    for run in _RUNS(text):
+        if spans and run[0] == " ":  # (only a whitespace run can start with a space)
+            run = run[1:]
+        if run:
+            spans.append(run)
+    return spans
+
+
+def _runs():
+    import re
+
+    # \s is exactly str.isspace (checked over all of Unicode), the test spaCy's loop uses.
+    return re.compile(r"\s+|\S+").findall
+
+
+_RUNS = _runs()
+
+
+class _SpanAnalyser:
+    """Features of texts as ids, each distinct whitespace-delimited span tokenized by spaCy once.
+
+    Gives exactly the tokens of ``nlp.tokenizer(text)``: spaCy tokenizes the spans of a text
+    independently, except that its special-case matcher runs over the whole Doc and could match
+    tokens on both sides of a space. A text where two neighbouring spans could start such a
+    match (rare: "it 's", ": )") is tokenized whole by spaCy instead.
+    """
+
+    def __init__(self, nlp, negation: bool, max_scope: int, keep_punct: bool):
+        self.nlp = nlp
+        self.negation = negation
+        self.max_scope = max_scope
+        self.keep_punct = keep_punct
+        self.table = FeatureTable()
+        self._joints = _Joints(nlp.tokenizer)
+        from spacy.attrs import IS_PUNCT, IS_SPACE, LIKE_NUM, NORM
+
+        getters = nlp.vocab.lex_attr_getters or {}
+        attrs = (NORM, IS_PUNCT, IS_SPACE, LIKE_NUM)
+        self._getters = (
+            tuple(getters[a] for a in attrs) if all(a in getters for a in attrs) else None
+        )
+        self._analysed = 0  # texts so far, for the warm-up (see _zone)
+        self._clear()
+
+    def _clear(self) -> None:
+        self.table.clear()
+        self.spans: dict[str, int] = {}
+        # Span s has the token records span_records[span_ptr[s]:span_ptr[s + 1]].
+        self._span_ptr = _Column(np.int64, [0])
+        self._span_records = _Column(np.int32)
+        self._span_last = _Column(np.int32)  # its last token's number in _Joints.last ...
+        self._span_first = _Column(np.int32)  # ... and its first token's in _Joints.first
+        self._n_spans = self._n_records = 0
+        self._pending: dict[str, list] = {
+            "ends": [], "records": [], "last": [], "first": [], "record": []
+        }  # fmt: skip
+        # A record is what tagging needs of a token: (feature, dropped, stop, cue).
+        self._records: dict[tuple[str, bool, bool, bool], int] = {}
+        self._plain = _Column(np.int32)  # feature id
+        self._negated = _Column(np.int32)  # feature id with the negation prefix
+        self._dropped = _Column(bool)
+        self._stop = _Column(bool)
+        self._cue = _Column(bool)
+
+    def _zone(self):
+        """A spaCy memory zone, except for a process's first WARM_UP_TEXTS texts.
+
+        New spans are tokenized in a zone, so that the lexemes and strings of typos and names
+        are freed. But the first texts' words are the frequent ones, and as permanent lexemes
+        they need not be built again each time they turn up in an unseen span ("felt," after
+        "felt"): their number is bounded, as in SpacyPreprocessor._analyse_batch.
+        """
+        if self._analysed < WARM_UP_TEXTS:
+            return contextlib.nullcontext()
+        return self.nlp.memory_zone()
+
+    def analyse(self, texts: Sequence[str]) -> FeatureIds:
+        """The features of ``texts`` (strings, already cut to length) as ids."""
+        spans, per_text = self.split(texts)
+        with FEATURE_LOCK:
+            if len(self.spans) > SPAN_CACHE_SIZE or self._n_records > 4 * SPAN_CACHE_SIZE:
+                self._clear()
+            try:
+                span_ids, per_text = self.span_ids(texts, spans, per_text)
+                records, lengths = self.tokens(span_ids, per_text)
+                negated = self.negation_scopes(records, lengths)
+            except BaseException:  # (a half-stored span must not outlive a failed batch)
+                self._clear()
+                raise
+            self._analysed += len(texts)
+            return self.features(records, lengths, negated)
+
+    # The steps of `analyse`, separately callable for benchmarks/stages.py.
+    @staticmethod
+    def split(texts: Sequence[str]) -> tuple[list[str], list[int]]:
+        """All texts' spans in order, and how many each text has."""
+        per_text: list[int] = []
+        flat: list[str] = []
+        for text in texts:
+            spans = spacy_spans(text)
+            per_text.append(len(spans))
+            flat.extend(spans)
+        return flat, per_text
+
+    def span_ids(self, texts, spans: list[str], per_text: list[int]):
+        """The id of each span, spaCy tokenizing those not seen before.
+
+        Returns the ids and the number of spans per text, which is 1 for a text that is
+        tokenized whole (see the class docstring).
+        """
+        span_ids = np.fromiter(
+            map(self.spans.get, spans, itertools.repeat(-1)), dtype=np.int64, count=len(spans)
+        )
+        unseen = np.flatnonzero(span_ids < 0).tolist()
+        if unseen:
+            self._add_spans(list(dict.fromkeys(spans[i] for i in unseen)))
+            span_ids[unseen] = [self.spans[spans[i]] for i in unseen]
+        if len(span_ids) > 1:
+            text_of_span = np.repeat(np.arange(len(per_text)), per_text)
+            joint = self._joints.risky[
+                self._span_last.array[span_ids[:-1]], self._span_first.array[span_ids[1:]]
+            ] & (text_of_span[:-1] == text_of_span[1:])
+            if joint.any():
+                whole = np.unique(text_of_span[:-1][joint]).tolist()
+                span_ids, per_text = self._tokenize_whole(texts, span_ids, per_text, whole)
+        return span_ids, per_text
+
+    def tokens(self, span_ids: np.ndarray, per_text: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The token records of all texts, concatenated, and each text's number of tokens."""
+        ptr = self._span_ptr.array
+        starts = ptr[span_ids]
+        counts = ptr[span_ids + 1] - starts
+        ends = np.cumsum(counts)
+        positions = np.repeat(starts - (ends - counts), counts)
+        positions += np.arange(len(positions))
+        # Where each text's tokens end: after its last span's (np.cumsum keeps texts without
+        # spans at the bound before them).
+        text_ends = np.concatenate([[0], ends])[np.cumsum(per_text, dtype=np.int64)]
+        return self._span_records.array[positions], np.diff(text_ends, prepend=0)
+
+    def negation_scopes(self, records: np.ndarray, lengths: np.ndarray) -> np.ndarray | None:
+        """Which tokens lie in a negation scope (None without negation)."""
+        if not self.negation:
+            return None
+        return negation_mask(
+            self._cue.array[records], self._stop.array[records], lengths, self.max_scope
+        )
+
+    def features(self, records, lengths, negated) -> FeatureIds:
+        """Each kept token's feature id, as SpacyPreprocessor._token_features gives them."""
+        if negated is None:
+            ids = self._plain.array[records]
+        else:
+            ids = np.where(negated, self._negated.array[records], self._plain.array[records])
+        kept = ~self._dropped.array[records]
+        kept_before = np.concatenate([[0], np.cumsum(kept)])
+        token_bounds = np.concatenate([[0], np.cumsum(lengths)])
+        ids = ids[kept]
+        odd = self.table.unsplittable
+        return FeatureIds(
+            table=self.table,
+            epoch=self.table.epoch,
+            words=self.table.strings,
+            ids=ids,
+            indptr=kept_before[token_bounds],
+            splittable=not odd or not _is_in(ids, np.array(sorted(odd), dtype=ids.dtype)).any(),
+        )
+
+    def _add_spans(self, spans: list[str]) -> None:
+        """Tokenize spans not seen before and remember their tokens.
+
+        A span that no prefix, suffix or infix rule splits and that is no special case is one
+        token, the span itself: its attributes are worked out here with the vocabulary's own
+        functions, as spaCy would when making its lexeme (most unseen spans are such words:
+        typos, names). The others go through spaCy's tokenizer, all in one Doc.
+        """
+        words, blanks = [], []
+        for span in spans:
+            if span.isspace():  # would merge with the separator: " ", "\n\n" go one by one
+                blanks.append(span)
+            elif (record := self._one_token(span)) is not None:
+                self._store(span, [record], span, span)
+            else:
+                words.append(span)
+        with self._zone():
+            if words:
+                doc = self.nlp.tokenizer(_SPAN_SEPARATOR.join(words))
+                starts = np.cumsum([0] + [len(w) + len(_SPAN_SEPARATOR) for w in words[:-1]])
+                rows = self._rows(doc)
+                # Each token belongs to the span its first character is in; the separators'
+                # tokens fall outside every span.
+                idx = rows[:, 0].astype(np.int64)
+                span_of = np.searchsorted(starts, idx, side="right") - 1
+                inside = idx < starts[span_of] + np.array([len(w) for w in words])[span_of]
+                bounds = np.searchsorted(span_of[inside], np.arange(len(words) + 1)).tolist()
+                inside_rows = rows[inside]
+                for k, word in enumerate(words):
+                    self._store_rows(word, inside_rows[bounds[k] : bounds[k + 1]])
+            for blank in blanks:
+                self._store_rows(blank, self._rows(self.nlp.tokenizer(blank)))
+        self._flush()
+
+    def _one_token(self, span: str) -> int | None:
+        """The record of ``span`` if spaCy makes it one plain token (see _add_spans), else None.
+
+        spaCy's Tokenizer._tokenize leaves a string whole when no prefix or suffix is found and
+        the infix finder finds nothing (its special-case matcher then has nothing to match: a
+        one-token pattern is a special case itself). The token's NORM, IS_PUNCT, IS_SPACE and
+        LIKE_NUM are those of its lexeme, which Vocab._new_lexeme sets from lex_attr_getters.
+        """
+        tokenizer, getters = self.nlp.tokenizer, self._getters
+        if (
+            getters is None
+            or span in tokenizer.rules
+            or tokenizer.find_prefix(span)
+            or tokenizer.find_suffix(span)
+            or tokenizer.find_infix(span)
+        ):
+            return None
+        norm, punct, space, like_num = (getter(span) for getter in getters)
+        if not isinstance(norm, str) or None in (punct, space, like_num):
+            return None
+        return self._record(norm, bool(punct), bool(space), bool(like_num))
+
+    def _tokenize_whole(self, texts, span_ids, per_text, whole: list[int]):
+        """Replace the spans of texts ``whole`` by one pseudo-span: spaCy's tokens of the text."""
+        ids = span_ids.tolist()
+        starts = np.concatenate([[0], np.cumsum(per_text)]).tolist()
+        per_text = list(per_text)
+        with self._zone():
+            for t in reversed(whole):
+                pseudo = self._store_rows(None, self._rows(self.nlp.tokenizer(texts[t])))
+                ids[starts[t] : starts[t + 1]] = [pseudo]
+                per_text[t] = 1
+        self._flush()
+        return np.array(ids, dtype=np.int64), per_text
+
+    @staticmethod
+    def _rows(doc) -> np.ndarray:
+        from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LIKE_NUM, NORM, ORTH
+
+        return doc.to_array([IDX, ORTH, NORM, IS_PUNCT, IS_SPACE, LIKE_NUM]).reshape(-1, 6)
+
+    def _store_rows(self, span: str | None, rows: np.ndarray) -> int:
+        """Store a span's tokens given as rows of ``_rows`` (read while the Doc is alive)."""
+        strings = self.nlp.vocab.strings
+        records = [
+            self._record(strings[norm], bool(punct), bool(space), bool(like_num))
+            for _, _, norm, punct, space, like_num in rows.tolist()
+        ]
+        if not records:
+            return self._store(span, records, None, None)
+        return self._store(span, records, strings[int(rows[0, 1])], strings[int(rows[-1, 1])])
+
+    def _store(self, span: str | None, records: list[int], first, last) -> int:
+        """Queue a span's token records (``None``: a whole text, not cached); see _flush."""
+        span_id = self._n_spans
+        self._n_spans += 1
+        self._n_records += len(records)
+        pending = self._pending
+        pending["ends"].append(self._n_records)
+        pending["records"].extend(records)
+        pending["last"].append(self._joints.last.get(last, 0))
+        pending["first"].append(self._joints.first.get(first, 0))
+        if span is not None:
+            self.spans[span] = span_id
+        return span_id
+
+    def _flush(self) -> None:
+        """Append the queued spans to the arrays (once per batch: numpy appends are not free)."""
+        pending = self._pending
+        if pending["record"]:
+            plain, negated, dropped, stop, cue = zip(*pending["record"], strict=True)
+            self._plain.extend(plain)
+            self._negated.extend(negated)
+            self._dropped.extend(dropped)
+            self._stop.extend(stop)
+            self._cue.extend(cue)
+        self._span_ptr.extend(pending["ends"])
+        self._span_records.extend(pending["records"])
+        self._span_last.extend(pending["last"])
+        self._span_first.extend(pending["first"])
+        for values in pending.values():
+            values.clear()
+
+    def _record(self, norm: str, punct: bool, space: bool, like_num: bool) -> int:
+        stop = punct or space or norm in SCOPE_TERMINATORS
+        dropped = space or (punct and not self.keep_punct)
+        if dropped:  # a dropped token is a stop, never a cue, and has no feature
+            key = ("", True, True, False)
+        else:
+            feature = "<num>" if like_num else norm.replace(" ", "_")
+            key = (feature, False, stop, norm in NEGATION_CUES and not stop)
+        record = self._records.get(key)
+        if record is None:
+            record = self._records[key] = len(self._records)
+            feature = key[0]
+            self._pending["record"].append(
+                (self.table.id(feature), self.table.id(NEGATION_PREFIX + feature), *key[1:])
+            )
+        return record
+
+
+class _Joints:
+    """Which neighbouring spans spaCy's special-case matcher could join, by their edge tokens.
+
+    After tokenizing, spaCy runs a PhraseMatcher of its special cases ("a.", ":)", "it's"), each
+    as the tokens it is split into without special cases, over the whole Doc; a match that
+    crosses a space changes nothing itself but can hide a match inside one of the spans. Such a
+    match puts two neighbouring tokens of its pattern on either side of the space. So spans X, Y
+    (Y right after X, a space between) are a risk only when (last token of X, first token of Y)
+    is a neighbouring pair in some pattern: the tokens as they were before the matcher ran, and
+    the matcher may have rewritten them inside the span already, into the last (first) token of
+    the special case whose pattern ends (starts) with them; those forms count too.
+
+    ``last[token]`` and ``first[token]`` number the tokens that take part (0: none);
+    ``risky[last, first]`` says whether the pair is a risk. Worked out from every rule, a
+    superset of the ones in the matcher: erring this way only sends a few texts to spaCy whole.
+    """
+
+    def __init__(self, tokenizer):
+        from spacy.tokenizer import Tokenizer
+
+        bare = Tokenizer(
+            tokenizer.vocab,
+            rules={},
+            prefix_search=tokenizer.prefix_search,
+            suffix_search=tokenizer.suffix_search,
+            infix_finditer=tokenizer.infix_finditer,
+            token_match=tokenizer.token_match,
+            url_match=tokenizer.url_match,
+        )
+        with tokenizer.vocab.memory_zone():
+            rules = list(tokenizer.rules)
+            patterns = [[token.text for token in bare(rule)] for rule in rules]
+            specials = [[token.text for token in tokenizer(rule)] for rule in rules]
+        # The forms a pattern's last (first) token can have once the matcher has run.
+        as_last: dict[str, set[str]] = {}
+        as_first: dict[str, set[str]] = {}
+        for pattern, special in zip(patterns, specials, strict=True):
+            if pattern and special:
+                as_last.setdefault(pattern[-1], set()).add(special[-1])
+                as_first.setdefault(pattern[0], set()).add(special[0])
+        pairs = set()
+        for pattern in patterns:
+            for before, after in zip(pattern[:-1], pattern[1:], strict=True):
+                for last in {before} | as_last.get(before, set()):
+                    for first in {after} | as_first.get(after, set()):
+                        pairs.add((last, first))
+        self.last = {token: i + 1 for i, token in enumerate(sorted({a for a, _ in pairs}))}
+        self.first = {token: i + 1 for i, token in enumerate(sorted({b for _, b in pairs}))}
+        self.risky = np.zeros((len(self.last) + 1, len(self.first) + 1), dtype=bool)
+        for last, first in pairs:
+            self.risky[self.last[last], self.first[first]] = True
+
+
+@lru_cache(maxsize=4)
+def _span_analyser(negation: bool, max_scope: int, keep_punct: bool) -> _SpanAnalyser:
+    return _SpanAnalyser(build_nlp(negation, max_scope), negation, max_scope, keep_punct)

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from scipy import sparse
 
+from classifier.preprocessing import FEATURE_LOCK, _Column
+
 # Up to this many texts per call, character n-gram counts are built without a matrix product.
 SMALL_BATCH = 16
 # Distinct words whose n-gram rows are kept between calls; the cache is emptied when it would
@@ -103,6 +105,138 @@ class NgramTfidf:
         if self.analyzer == "char_wb":
             return self._weight(*self._char_counts(documents))
         return self._weight(self._word_counts(documents))
+
+    def transform_ids(self, features) -> sparse.csr_matrix:
+        """The matrix of :meth:`transform` for ``features.strings()``, from feature ids.
+
+        ``features`` is a :class:`~classifier.preprocessing.FeatureIds`. What each id means
+        here (its vocabulary column, its character n-grams' columns) is worked out once per
+        process and kept in arrays, so a batch costs a few numpy gathers and one sparse product
+        instead of a dict lookup per token. The entries come out in the same order as
+        :meth:`transform`'s, so the floating-point sums, and the scores, are identical.
+        """
+        word_ngrams_too_long = self.analyzer == "word" and self.ngram_range[1] > 2
+        with FEATURE_LOCK:
+            if word_ngrams_too_long or not features.splittable or not features.current:
+                return self.transform(features.strings())
+            state = self._id_state(features)
+            if self.analyzer == "char_wb":
+                counts = self._char_counts_ids(features, state)
+            else:
+                counts = self._word_counts_ids(features, state)
+        return self._weight(counts, summed=True)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_ids", None)  # a per-process cache over a per-process table: not worth copying
+        return state
+
+    def _id_state(self, features) -> dict:
+        """What this vectoriser keeps per feature id of ``features.table``, up to date."""
+        table = features.table
+        state = getattr(self, "_ids", None)
+        if state is None or state["epoch"] is not table.epoch:
+            state = self._ids = {"epoch": table.epoch, "size": 0}
+            if self.analyzer == "word":
+                state["unigram"] = _Column(np.int32)  # column of each feature, or -1
+                state["bigrams"] = self._bigram_keys(table)
+            else:
+                state["row"] = _Column(np.int32)  # row of each feature in "grams", or -1
+                state["gram_ptr"] = _Column(np.int64, [0])  # n-gram columns of each row ...
+                state["grams"] = _Column(np.int32)  # ... in gram order, concatenated
+                state["ones"] = np.ones(0, dtype=self.dtype)
+        new = table.strings[state["size"] :]
+        if new:
+            if self.analyzer == "word":
+                vocabulary = self.vocabulary
+                state["unigram"].extend([vocabulary.get(word, -1) for word in new])
+            else:  # n-grams are worked out when a feature first turns up in a text
+                state["row"].extend(np.full(len(new), -1))
+            state["size"] = len(table.strings)
+        return state
+
+    def _bigram_keys(self, table) -> tuple[np.ndarray, np.ndarray]:
+        """The vocabulary's two-word terms as sorted keys ``id(first) << 32 | id(second)``.
+
+        Both words are given ids in ``table`` now, so a pair of ids in a text is in the
+        vocabulary exactly when its key is here: no string is built per pair.
+        """
+        keys, columns = [], []
+        for term, column in self.vocabulary.items():
+            words = term.split(" ")
+            if len(words) == 2 and all(word.split() == [word] for word in words):
+                keys.append(table.id(words[0]) << 32 | table.id(words[1]))
+                columns.append(column)
+        keys_array = np.array(keys, dtype=np.int64)
+        order = np.argsort(keys_array)
+        return keys_array[order], np.array(columns, dtype=np.int64)[order]
+
+    def _word_counts_ids(self, features, state):
+        """Counts of unigrams and bigrams, summed and sorted like ``sum_duplicates`` leaves them."""
+        ids, indptr = features.ids, features.indptr
+        n_docs = len(indptr) - 1
+        doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(indptr))
+        min_n, max_n = self.ngram_range
+        rows, columns = [], []
+        if min_n <= 1 <= max_n:
+            unigram = state["unigram"].array[ids]
+            found = unigram >= 0
+            rows.append(doc_of[found])
+            columns.append(unigram[found])
+        known, known_columns = state["bigrams"]
+        if min_n <= 2 <= max_n and len(ids) > 1 and len(known):
+            pairs = doc_of[1:] == doc_of[:-1]
+            keys = (ids[:-1][pairs].astype(np.int64) << 32) | ids[1:][pairs].astype(np.int64)
+            where = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+            found = known[where] == keys
+            rows.append(doc_of[1:][pairs][found])
+            columns.append(known_columns[where[found]])
+        rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        columns = np.concatenate(columns) if columns else np.zeros(0, np.int64)
+        counts = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=self.dtype), (rows, columns)),
+            shape=(n_docs, len(self.vocabulary)),
+        )
+        counts.sum_duplicates()  # (a COO conversion already sums; this sorts if it did not)
+        return counts
+
+    def _char_counts_ids(self, features, state):
+        """``_char_counts``'s product, with one ``by_word`` row per feature seen in this process.
+
+        The product lists each text's n-gram columns in the order it meets them (its tokens in
+        order, each token's n-grams in order), as ``_char_counts`` does, whatever the rows are.
+        """
+        ids, indptr = features.ids, features.indptr
+        row_of = state["row"].array
+        rows = row_of[ids]
+        unseen = rows < 0
+        if unseen.any():
+            new = np.unique(ids[unseen])
+            min_n, max_n = self.ngram_range
+            vocabulary, words = self.vocabulary, features.words
+            columns = [
+                [vocabulary[g] for g in char_wb_ngrams(words[i], min_n, max_n) if g in vocabulary]
+                for i in new.tolist()
+            ]
+            row_of[new] = np.arange(len(new)) + state["gram_ptr"].size - 1
+            state["grams"].extend(list(itertools.chain.from_iterable(columns)))
+            ends = state["gram_ptr"].array[-1] + np.cumsum([len(c) for c in columns])
+            state["gram_ptr"].extend(ends)
+            if len(state["ones"]) < state["grams"].size:
+                state["ones"] = np.ones(2 * state["grams"].size, dtype=self.dtype)
+            rows = row_of[ids]
+        n_docs, n_rows, n_grams = len(indptr) - 1, state["gram_ptr"].size - 1, state["grams"].size
+        occurrences = sparse.csr_matrix(
+            (np.ones(len(ids), dtype=self.dtype), rows, indptr), shape=(n_docs, n_rows)
+        )
+        by_word = sparse.csr_matrix(
+            (state["ones"][:n_grams], state["grams"].array, state["gram_ptr"].array),
+            shape=(n_rows, len(self.vocabulary)),
+        )
+        counts = occurrences @ by_word
+        if n_docs <= SMALL_BATCH:  # _char_counts lists these directly: summed and sorted
+            counts.sort_indices()
+        return counts
 
     def _word_counts(self, documents: Iterable[str]):
         """Counts of word n-grams; a token is a ``str.split()`` item."""

@@ -113,3 +113,26 @@ def test_membership_by_binary_search_matches_numpy():
     rng.shuffle(values)
     assert _is_in(values, sorted_set).tolist() == np.isin(values, sorted_set).tolist()
     assert _is_in(values[:0], sorted_set).tolist() == []
+
+
+# Hostile spans for the id path: contractions and special cases that spaCy joins or splits
+# ("don't", "can't", ":)", "e.g."), punctuation glued to words, URLs, emoji, odd spacing.
+PIECES = st.sampled_from(
+    ["don't", "can't", "won't", "Dr.", "e.g.", ":)", "<3", "never", "not", "felt", "judged",
+     "heard,", "(really)", "U.K.", "'s", "n't", "https://x.org/a?b", "😀", "x😀y", "ok!!", "--",
+     "no.", "Mr", "a/b", "5pm", "£20", "\u0301", "\u202e", "ſ", "İ", "\t", "\n", "  "]
+)  # fmt: skip
+
+
+@given(st.lists(st.lists(PIECES, max_size=12).map(" ".join), max_size=8))
+def test_the_id_path_gives_exactly_the_features_of_the_string_path(texts):
+    # score_batch analyses texts into feature ids (no strings) for speed; they must stand for
+    # exactly the features transform() gives, or tagging would silently change.
+    preprocessor = SpacyPreprocessor()
+    assert preprocessor.analyse_ids(texts).strings() == preprocessor.transform(texts)
+
+
+def test_the_id_path_matches_on_real_feedback(corpus):
+    texts = corpus["text"].head(1500).tolist()
+    preprocessor = SpacyPreprocessor()
+    assert preprocessor.analyse_ids(texts).strings() == preprocessor.transform(texts)
