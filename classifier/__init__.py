@@ -74,7 +74,7 @@ def classify(text: str, explain: bool = True) -> Prediction:
     return load_model().classify(text, explain=explain)
 
 
-def classify_many(texts, explain: bool = True, batch_size: int = 5000) -> list[Prediction]:
+def classify_many(texts, explain: bool = False, batch_size: int = 5000) -> list[Prediction]:
     """Classify many texts with the default model; same length and order as ``texts``."""
     from classifier.persistence import load_model
 

@@ -55,17 +55,47 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 
+# click's ClickException as the installed typer knows it: typer 0.2x carries its own copy of
+# click, whose exception classes are not those of the click package.
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 @contextmanager
 def user_errors():
-    """Turn ClassifierError into a one-line message and exit code 1; Ctrl-C into exit 130."""
+    """Report a failure as one line, without a traceback, and exit with its code.
+
+    - ClassifierError: a ``click.ClickException``, which prints ``Error: ...`` and exits 1.
+    - Ctrl-C (SIGINT) or SIGTERM: what was left behind (from the writer that was stopped, or the
+      outputs finished before it), exit 130 or 143 (128 + the signal's number, as shells report).
+      Any exception that follows such a signal counts as it: a signal sent to the whole process
+      group also stops the worker processes, and their failure may surface first.
+
+    Temporary files of this process that are still there are removed on the way out. Other
+    exceptions are bugs: they keep their traceback.
+    """
+    from classifier._errors import Interrupted, forget_stop_signals, stop_signal
+    from classifier._files import describe_stop, remove_temporaries, written_mark
+
+    forget_stop_signals()
+    mark = written_mark()
     try:
         yield
-    except ClassifierError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        typer.echo("Interrupted; no output was written.", err=True)
-        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, ClickException):
+        raise  # typer's own exits and usage errors, e.g. from a nested user_errors
+    except BaseException as exc:
+        stopped = stop_signal(exc)
+        if isinstance(exc, Interrupted):
+            message, code = str(exc), exc.exit_code
+        elif stopped is not None:
+            message, code = describe_stop(stopped[0], mark), stopped[1]
+        else:
+            remove_temporaries()
+            if isinstance(exc, ClassifierError):  # click prints it as "Error: ...", exit 1
+                raise ClickException(str(exc)) from None
+            raise
+        remove_temporaries()
+        typer.echo(message, err=True)
+        raise typer.Exit(code) from None
 
 
 def _version(value: bool) -> None:
@@ -142,6 +172,12 @@ def tag(
     encoding: str = typer.Option(
         "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL input.", metavar="ENCODING"
     ),
+    sheet: str | None = typer.Option(
+        None,
+        "--sheet",
+        help="Excel input: the sheet to read, by name or 0-based number (default: the first).",
+        metavar="SHEET",
+    ),
     input_format: str | None = typer.Option(
         None,
         "--format",
@@ -164,6 +200,19 @@ def tag(
         "does; needs the [report] extra). --force overwrites it too.",
         metavar="FILE",
     ),
+    pii: bool = typer.Option(
+        False,
+        "--pii",
+        help="Also flag personal data: a `pii` column naming what each text holds (email, "
+        "phone, nhs_number, postcode, date_of_birth, name) and `pii_redacted`, the number of "
+        "markers such as [Name Redacted] or XXX already in it.",
+    ),
+    redact: bool = typer.Option(
+        False,
+        "--redact",
+        help="Write the text column with each piece of personal data found replaced by its "
+        "kind, e.g. [EMAIL] (the one input column that then changes).",
+    ),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
 ) -> None:
@@ -183,6 +232,8 @@ def tag(
       classifier tag big.csv -o big.tagged.parquet --jobs 2 --summary summary.json
 
       classifier tag export.csv -o tagged.csv --report report.html
+
+      classifier tag export.csv -o shareable.csv --pii --redact
     """
     from classifier.tagging import tag_file
 
@@ -194,6 +245,8 @@ def tag(
                 _check_folder(extra)
         if report is not None:
             _check_report_target(report, output_path, dask is not None, force)
+    if dask is not None and (pii or redact):
+        raise typer.BadParameter("is not available with --dask", param_hint="--pii/--redact")
     if dask is not None:
         with user_errors():
             result = _tag_with_dask(
@@ -231,8 +284,13 @@ def tag(
             output_format=output_format,
             force=force,
             progress=progress,
+            pii=pii,
+            redact=redact,
+            sheet=sheet,
         )
     with user_errors():
+        for warning in result.warnings():  # even with --quiet: it is about the user's data
+            typer.echo(warning, err=True)
         if summary is not None:
             _write_json_atomically(summary, result.to_dict())
         if not quiet:
@@ -991,8 +1049,23 @@ def data_split(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="classifier")
+    """Console-script entry point.
+
+    SIGTERM (and SIGINT) become exceptions in the main thread, so that a stopped command removes
+    its temporary files and says what it left (see :func:`user_errors`) instead of dying on the
+    spot; exit codes 130 and 143.
+    """
+    from classifier._errors import Terminated, handle_stop_signals, stop_signal
+    from classifier._files import describe_stop, remove_temporaries
+
+    handle_stop_signals()
+    try:
+        app(prog_name="classifier")
+    except Terminated as exc:  # outside a command's user_errors, e.g. while it started up
+        remove_temporaries()
+        label, code = stop_signal(exc)
+        typer.echo(describe_stop(label, 0), err=True)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

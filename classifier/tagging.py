@@ -37,13 +37,16 @@ TEXT_COLUMN_CANDIDATES = (
 )  # fmt: skip
 THEMES_COLUMN = "themes"
 STATUS_COLUMN = "status"
+# With --pii: the kinds of personal data found in the text, and how many redaction markers it
+# already had ("[Name Redacted]", "XXX"). See classifier.pii.
+PII_COLUMNS = ("pii", "pii_redacted")
 POLARITY_MARKS = {0: "+", 1: "-"}  # index in the codebook's polarities -> mark in `themes`
 # Rows per chunk: 2,000 keeps peak memory ~60 MB lower than 10,000 at the same speed (measured
 # with benchmarks/run.py) and gives --jobs enough chunks to share out.
 DEFAULT_CHUNK_SIZE = 2_000
 
 
-def output_columns(themes: Sequence[str], explain: bool = False) -> list[str]:
+def output_columns(themes: Sequence[str], explain: bool = False, pii: bool = False) -> list[str]:
     """Columns that tagging adds, in order."""
     columns = [THEMES_COLUMN]
     columns += list(themes)
@@ -51,6 +54,8 @@ def output_columns(themes: Sequence[str], explain: bool = False) -> list[str]:
     if explain:
         columns += [f"{theme}_evidence" for theme in themes]
     columns.append(STATUS_COLUMN)
+    if pii:
+        columns += list(PII_COLUMNS)
     return columns
 
 
@@ -80,19 +85,36 @@ def scores_frame(
 
     Built column by column from the arrays: no per-text Python objects.
     """
+    from classifier.prediction import round_scores
+
     detected, is_positive = batch.labels_per_text()
     presence = batch.per_text(batch.presence, np.nan)
-    labels = np.full(len(batch), "", dtype=object)
+    # A row's `themes` cell depends only on its themes' states (absent, +, -): each distinct
+    # combination's text is built once, not a string concatenation per row and theme.
+    states = np.where(detected, np.where(is_positive, 1, 2), 0).astype(np.int8)
+    if states.shape[1] <= 39:  # one integer per row (base 3) sorts far faster than rows
+        keys = states.astype(np.int64) @ 3 ** np.arange(states.shape[1], dtype=np.int64)
+        _, first, which = np.unique(keys, return_index=True, return_inverse=True)
+    else:
+        _, first, which = np.unique(states, axis=0, return_index=True, return_inverse=True)
+    combinations = states[first]
+    texts = [
+        "; ".join(
+            f"{theme}{POLARITY_MARKS[state - 1]}"
+            for theme, state in zip(batch.themes, combination, strict=True)
+            if state
+        )
+        for combination in combinations.tolist()
+    ]
+    labels = np.array(texts, dtype=object)[which.ravel()]
     polarity_columns, score_columns, evidence_columns = {}, {}, {}
     for col, theme in enumerate(batch.themes):
         found = detected[:, col]
         polarity = np.where(is_positive[:, col], 0, 1)
-        tag = np.array([f"{theme}{POLARITY_MARKS[i]}" for i in (0, 1)], dtype=object)[polarity]
-        labels = np.where(found & (labels != ""), labels + "; " + tag, np.where(found, tag, labels))
         names = np.array(batch.polarities, dtype=object)[polarity]
         polarity_columns[theme] = np.where(found, names, "")
         # Python's round (correctly rounded decimals), as the JSON output shows the full score.
-        score_columns[f"{theme}_score"] = [round(p, 3) for p in presence[:, col].tolist()]
+        score_columns[f"{theme}_score"] = round_scores(presence[:, col])
         if explain:
             evidence_columns[f"{theme}_evidence"] = [
                 batch.evidence.get((row, col), "") for row in batch.row.tolist()
@@ -122,26 +144,35 @@ def tag_frame(
     text_column: str,
     explain: bool = False,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    pii: bool = False,
+    redact: bool = False,
 ) -> pd.DataFrame:
     """Return ``frame`` with the tagging columns appended; rows, order and index unchanged.
+
+    ``pii`` adds the :data:`PII_COLUMNS`; ``redact`` writes ``text_column`` with the personal
+    data it holds replaced by its kind (the only input column that changes).
 
     Examples
     --------
     >>> from classifier.persistence import load_model
-    >>> frame = pd.DataFrame({"feedback": ["I felt heard.", None]})
+    >>> frame = pd.DataFrame({"feedback": ["I felt heard.", None, 3]})
     >>> tag_frame(frame, load_model(), "feedback")["status"].tolist()
-    ['ok', 'not_text']
+    ['ok', 'empty', 'not_text']
     """
-    _check_no_clash(frame.columns, output_columns(model.themes_, explain), "input")
+    _check_no_clash(frame.columns, output_columns(model.themes_, explain, pii), "input")
     texts = frame[text_column].tolist()
     # range(..., max(n, 1)): an empty frame still gets its (empty) tagging columns. The input
     # columns are joined once, whole: slicing and re-joining them could change their dtypes.
     chunks = [
-        tag_chunk(model, texts[start : start + chunk_size], explain)
+        tag_chunk(model, texts[start : start + chunk_size], explain, pii=pii, redact=redact)
         for start in range(0, max(len(texts), 1), chunk_size)
     ]
     added = pd.concat([chunk.added for chunk in chunks], ignore_index=True)
-    return output_rows(frame, TaggedChunk(chunks[0].themes, chunks[0].counts, added=added))
+    found = None
+    if pii or redact:
+        found = {name: [v for c in chunks for v in c.pii[name]] for name in chunks[0].pii}
+    whole = TaggedChunk(chunks[0].themes, chunks[0].counts, added=added, pii=found)
+    return output_rows(frame, whole, text_column)
 
 
 @dataclass
@@ -158,6 +189,11 @@ class TagSummary:
     rows_empty_text: int = 0
     rows_not_text: int = 0
     theme_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # With --pii: rows in which each kind of personal data was found (None: not looked for).
+    pii_counts: dict[str, int] | None = None
+    # CSV/TSV rows with fewer fields than the header (their missing cells are read as empty).
+    short_rows: int = 0
+    first_short_row_line: int | None = None
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -181,6 +217,15 @@ class TagSummary:
             counts[positive] += int((detected[:, col] & is_positive[:, col]).sum())
             counts[negative] += int((detected[:, col] & ~is_positive[:, col]).sum())
 
+    def add_pii(self, found: Sequence[str]) -> None:
+        """Count one batch's ``pii`` column: kinds found per row, joined by "; "."""
+        from classifier.pii import KINDS
+
+        counts = self.pii_counts = self.pii_counts or dict.fromkeys(KINDS, 0)
+        for kinds in found:
+            for kind in kinds.split("; ") if kinds else ():
+                counts[kind] += 1
+
     def merge(self, other: TagSummary) -> None:
         """Add the counts of another (partial) summary, e.g. one chunk's."""
         for name in (
@@ -192,6 +237,19 @@ class TagSummary:
             mine = self.theme_counts.setdefault(theme, dict.fromkeys(counts, 0))
             for polarity, count in counts.items():
                 mine[polarity] += count
+        if other.pii_counts is not None:
+            mine_pii = self.pii_counts = self.pii_counts or dict.fromkeys(other.pii_counts, 0)
+            for kind, count in other.pii_counts.items():
+                mine_pii[kind] = mine_pii.get(kind, 0) + count
+
+    def warnings(self) -> list[str]:
+        """What the user should know about the input, one line each (never its text)."""
+        if not self.short_rows:
+            return []
+        return [
+            f"Warning: {self.input}: {self.short_rows:,} row(s) had fewer fields than the header "
+            f"(first at line {self.first_short_row_line:,}); their missing cells are empty"
+        ]
 
     def render(self) -> str:
         rate = self.rows_read / self.seconds if self.seconds else 0.0
@@ -209,6 +267,9 @@ class TagSummary:
         for theme, counts in self.theme_counts.items():
             values = list(counts.values())
             lines.append(f"  {theme:<15}{values[0]:>10,} {values[1]:>10,}")
+        if self.pii_counts is not None:
+            lines.append("  personal data found (rows)")
+            lines += [f"    {kind:<18}{n:>10,}" for kind, n in self.pii_counts.items()]
         return "\n".join(lines)
 
 
@@ -225,41 +286,88 @@ class TaggedChunk:
     counts: TagSummary
     added: pd.DataFrame | None = None
     nested: list[dict] | None = None
+    # With --pii: the PII_COLUMNS; with --redact: "redacted_text", the text to write instead.
+    pii: dict[str, list] | None = None
 
 
-def tag_chunk(model, texts: list, explain: bool = False, nested: bool = False) -> TaggedChunk:
-    """Classify one chunk of texts and turn the result into output columns and counts."""
+def tag_chunk(
+    model,
+    texts: list,
+    explain: bool = False,
+    nested: bool = False,
+    pii: bool = False,
+    redact: bool = False,
+) -> TaggedChunk:
+    """Classify one chunk of texts and turn the result into output columns and counts.
+
+    ``pii`` also looks for personal data (the :data:`PII_COLUMNS`); ``redact`` gives the texts
+    with what was found replaced by its kind (``[EMAIL]``).
+    """
     batch = model.score_batch(texts, explain=explain)
     counts = TagSummary(input="", output="")
     counts.add(batch)
+    found = None
+    if pii or redact:
+        from classifier.pii import pii_columns
+
+        columns = pii_columns(texts, redact=redact, finder=_pii_finder())
+        found = {name: columns[name] for name in PII_COLUMNS} if pii else {}
+        if redact:
+            found["redacted_text"] = columns["redacted_text"]
+        if pii:
+            counts.add_pii(found["pii"])
     if nested:
         nested_rows = [p.to_dict() for p in batch.predictions()]
-        return TaggedChunk(batch.themes, counts, nested=nested_rows)
-    return TaggedChunk(batch.themes, counts, added=scores_frame(batch, explain))
+        return TaggedChunk(batch.themes, counts, nested=nested_rows, pii=found)
+    return TaggedChunk(batch.themes, counts, added=scores_frame(batch, explain), pii=found)
 
 
-def output_rows(chunk: pd.DataFrame, tagged: TaggedChunk) -> pd.DataFrame | list[dict]:
+@functools.cache  # one finder per process: its spaCy pipeline is built once
+def _pii_finder():
+    from classifier.pii import PiiFinder
+
+    return PiiFinder()
+
+
+def output_rows(
+    chunk: pd.DataFrame, tagged: TaggedChunk, text_column: str | None = None
+) -> pd.DataFrame | list[dict]:
     """The output rows of one input chunk: the one place where input and tagging are joined.
 
     Flat formats get the chunk's columns followed by the tagging columns, index unchanged;
-    JSON Lines gets one record per row with the tagging nested under ``classification``.
+    JSON Lines gets one record per row with the tagging nested under ``classification``. With
+    PII columns, they follow (top-level keys in JSON Lines); with redaction, ``text_column``
+    holds the redacted texts.
     """
+    found = tagged.pii or {}
+    if "redacted_text" in found:
+        chunk = chunk.assign(**{text_column: found["redacted_text"]})
+    extra = {name: found[name] for name in PII_COLUMNS if name in found}
     if tagged.nested is not None:
-        return [
+        records = [
             {**row, "classification": classification}
             for row, classification in zip(chunk.to_dict("records"), tagged.nested, strict=True)
         ]
-    return pd.concat([chunk, tagged.added.set_axis(chunk.index)], axis=1)
+        for name, values in extra.items():
+            for record, value in zip(records, values, strict=True):
+                record[name] = value
+        return records
+    added = tagged.added
+    if extra:
+        added = added.assign(**extra)
+    return pd.concat([chunk, added.set_axis(chunk.index)], axis=1)
 
 
-def _tag_chunk_in_worker(model_path: str, texts: list, explain: bool, nested: bool) -> TaggedChunk:
+def _tag_chunk_in_worker(
+    model_path: str, texts: list, explain: bool, nested: bool, pii: bool, redact: bool
+) -> TaggedChunk:
     # Runs in a joblib worker: load_model is cached per process, so each loads the model once,
     # and the worker, not the main process, builds the output rows.
     from classifier.persistence import load_model
 
     model = load_model(model_path)
     _freeze_long_lived_objects()
-    return tag_chunk(model, texts, explain, nested)
+    return tag_chunk(model, texts, explain, nested, pii, redact)
 
 
 @functools.cache  # once per process: freezing again would also freeze a chunk's leftovers
@@ -288,11 +396,15 @@ def tag_file(
     output_format: str | None = None,
     force: bool = False,
     progress: Callable[[int, float | None], None] | None = None,
+    pii: bool = False,
+    redact: bool = False,
+    sheet: str | int | None = None,
 ) -> TagSummary:
     """Tag every row of ``input_path`` and write ``output_path``; return the summary.
 
     Every input column is kept unchanged and in order; the tagging columns follow. Rows keep their
     count and order. Nothing is written to ``output_path`` unless the whole run succeeds.
+    ``sheet`` chooses an Excel input's sheet (a name or a 0-based position; default the first).
     """
     from classifier.persistence import default_model_path, load_model
 
@@ -310,7 +422,11 @@ def tag_file(
     # and the themes arrive with the first chunk, before anything is written.
 
     reader = TableReader(
-        input_path, in_fmt, chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, encoding=encoding
+        input_path,
+        in_fmt,
+        chunk_size=chunk_size or DEFAULT_CHUNK_SIZE,
+        encoding=encoding,
+        sheet=sheet,
     )
     writer = ChunkWriter(output_path, out_fmt, force=force)
     summary = TagSummary(input=input_path, output=output_path)
@@ -329,22 +445,24 @@ def tag_file(
             pending.append(chunk)
             yield chunk[summary.text_column].tolist()
 
-    try:
+    # Any exception, Ctrl-C or SIGTERM in the block removes the partial output (see ChunkWriter).
+    with writer:
         if jobs == 1:
-            results = (tag_chunk(model, texts, explain, nested) for texts in tasks())
+            results = (tag_chunk(model, texts, explain, nested, pii, redact) for texts in tasks())
         else:
             from joblib import Parallel, delayed
 
             results = Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")(
-                delayed(_tag_chunk_in_worker)(model_path, texts, explain, nested)
+                delayed(_tag_chunk_in_worker)(model_path, texts, explain, nested, pii, redact)
                 for texts in tasks()
             )
         for tagged in results:
             chunk = pending.popleft()
             if summary.rows_read == 0:
-                _check_no_clash(chunk.columns, output_columns(tagged.themes, explain), input_path)
+                added = output_columns(tagged.themes, explain, pii)
+                _check_no_clash(chunk.columns, added, input_path)
             summary.merge(tagged.counts)
-            rows = output_rows(chunk, tagged)
+            rows = output_rows(chunk, tagged, summary.text_column)
             if nested:
                 writer.write(chunk, records=rows)
             else:
@@ -354,8 +472,7 @@ def tag_file(
         if summary.rows_read == 0 and not summary.text_column:
             raise ClassifierError(f"{input_path}: no rows")
         writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+    summary.short_rows = reader.short_rows
+    summary.first_short_row_line = reader.first_short_row_line
     summary.seconds = time.perf_counter() - started
     return summary

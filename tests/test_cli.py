@@ -186,3 +186,36 @@ def test_installed_script_runs_in_a_subprocess(export, tmp_path, tiny_model_path
         timeout=60,
     )
     assert done.returncode == 0 and done.stdout.startswith("classifier ")
+
+
+def test_short_rows_are_tagged_and_reported_on_one_line(tmp_path, tiny_model_path):
+    source = tmp_path / "short.csv"
+    source.write_text("id,feedback,site\n1,SECRET one,a\n2,SECRET two\n3,three,b\n")
+    out = tmp_path / "out.csv"
+    result = run("tag", source, "-o", out, "--model", tiny_model_path, "--quiet")
+    assert result.exit_code == 0
+    assert "1 row(s) had fewer fields than the header (first at line 3)" in result.stderr
+    assert "SECRET" not in result.stderr
+    frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert frame["id"].tolist() == ["1", "2", "3"] and frame["site"].tolist() == ["a", "", "b"]
+
+
+def test_sheet_chooses_the_excel_sheet(tmp_path, tiny_model_path):
+    book = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(book) as writer:
+        pd.DataFrame({"note": ["cover"]}).to_excel(writer, sheet_name="About", index=False)
+        pd.DataFrame({"feedback": ["She listened.", "Late again."]}).to_excel(
+            writer, sheet_name="Responses", index=False
+        )
+    out = tmp_path / "out.csv"
+    result = run("tag", book, "-o", out, "--model", tiny_model_path, "--sheet", "Responses")
+    assert result.exit_code == 0, result.stderr
+    assert pd.read_csv(out)["feedback"].tolist() == ["She listened.", "Late again."]
+    missing = run("tag", book, "-o", tmp_path / "x.csv", "--model", tiny_model_path,
+                  "--sheet", "Nope")  # fmt: skip
+    assert missing.exit_code == 1 and "no sheet 'Nope'" in missing.stderr
+
+
+def test_pii_is_refused_with_dask(tmp_path):
+    result = run("tag", tmp_path / "x.csv", "--dask", "local", "--pii")
+    assert result.exit_code == 2 and "--dask" in result.stderr

@@ -66,7 +66,7 @@ def frames(corpus) -> list[pd.DataFrame]:
             )
         )
         start += size
-    parts[1].loc[5, "feedback"] = None  # a missing value: not_text
+    parts[1].loc[5, "feedback"] = None  # a missing value: empty
     return parts
 
 

@@ -213,7 +213,7 @@ def test_flat_columns_and_counts_agree_with_the_predictions(tiny_model, corpus):
             assert row[f"{result.theme}_evidence"] == result.evidence
     assert summary.rows_read == len(texts)
     assert summary.rows_with_theme == sum(bool(p.themes) for p in predictions)
-    assert summary.rows_empty_text == 1 and summary.rows_not_text == 2
+    assert summary.rows_empty_text == 2 and summary.rows_not_text == 1  # "" and None; 3.5
     for theme, counts in summary.theme_counts.items():
         for polarity, count in counts.items():
             assert count == sum(p.labels.get(theme) == polarity for p in predictions)
@@ -259,3 +259,36 @@ def test_a_lone_surrogate_is_analysed_and_written_not_a_crash(tmp_path, tiny_mod
         _tag(source, tmp_path / f"out{suffix}", tiny_model_path)
     back = pd.read_csv(tmp_path / "out.csv", dtype=str)
     assert back["text"].tolist() == ["she ? listened", "ok"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_pii_flags_and_redaction_keep_rows_and_change_only_the_text(
+    tmp_path, tiny_model_path, suffix
+):
+    texts = ["Email me at jo.bloggs@example.com please", "She listened.", None, "Dr XXX was kind"]
+    source = tmp_path / "in.csv"
+    pd.DataFrame({"id": ["a", "b", "c", "d"], "feedback": texts}).to_csv(source, index=False)
+    out = tmp_path / f"out{suffix}"
+    summary = tag_file(str(source), str(out), model_path=tiny_model_path, pii=True, redact=True)
+    if suffix == ".csv":
+        frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+        pii, redacted = frame["pii"].tolist(), frame["pii_redacted"].astype(int).tolist()
+    else:
+        frame = pd.read_json(out, lines=True, dtype=False)
+        pii, redacted = frame["pii"].tolist(), frame["pii_redacted"].tolist()
+        assert "pii" not in frame["classification"][0]  # beside the classification, not in it
+    assert frame["id"].tolist() == ["a", "b", "c", "d"]
+    assert pii == ["email", "", "", ""]
+    assert redacted == [0, 0, 0, 1]  # "XXX" was already redacted: counted, not found
+    assert frame["feedback"][0] == "Email me at [EMAIL] please"
+    assert frame["feedback"][3] == "Dr XXX was kind"
+    assert summary.pii_counts["email"] == 1 and summary.pii_counts["name"] == 0
+
+
+def test_without_pii_options_no_pii_columns_and_the_text_is_unchanged(tiny_model):
+    frame = pd.DataFrame({"text": ["mail jo@example.com"]})
+    tagged = tag_frame(frame, tiny_model, "text")
+    assert "pii" not in tagged.columns and tagged["text"][0] == "mail jo@example.com"
+    flagged = tag_frame(frame, tiny_model, "text", pii=True)
+    assert flagged["pii"][0] == "email" and flagged["text"][0] == "mail jo@example.com"
+    assert list(flagged.columns)[-2:] == ["pii", "pii_redacted"]
