@@ -237,12 +237,13 @@ def _partition_counts(
 ) -> pd.DataFrame:
     """One row of counts for a tagged partition (what TagSummary.add counts from a batch)."""
     status = frame[STATUS_COLUMN]
-    ok = status == "ok"
+    ok = status.isin(("ok", "truncated"))  # a truncated text was tagged (on its start)
     counts = {
         "rows": len(frame),
         "ok": int(ok.sum()),
         "empty": int((status == "empty").sum()),
         "not_text": int((status == "not_text").sum()),
+        "truncated": int((status == "truncated").sum()),
         "with_theme": int((ok & (frame[THEMES_COLUMN] != "")).sum()),
     }
     for i, theme in enumerate(themes):
@@ -287,6 +288,7 @@ def _summary_from_counts(
     summary.rows_tagged = int(totals["ok"])
     summary.rows_empty_text = int(totals["empty"])
     summary.rows_not_text = int(totals["not_text"])
+    summary.rows_truncated = int(totals["truncated"])
     summary.rows_with_theme = int(totals["with_theme"])
     summary.rows_no_theme = summary.rows_tagged - summary.rows_with_theme
     summary.theme_counts = {

@@ -23,9 +23,11 @@ import numpy as np
 from classifier._errors import ClassifierError, model_not_found
 from classifier._files import atomic_path
 from classifier.prediction import (
+    ANALYSED,
     STATUS_EMPTY,
     STATUS_NOT_TEXT,
     STATUS_OK,
+    STATUS_TRUNCATED,
     BatchScores,
     Prediction,
 )
@@ -50,15 +52,18 @@ def expit(x: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -x))
 
 
-def text_status(value: object) -> str:
-    """``ok`` for a non-blank string; ``empty`` for a blank string or a missing value (None,
-    NaN, ``pd.NA``); ``not_text`` for anything else, such as a number.
+def text_status(value: object, max_chars: int | None = None) -> str:
+    """``ok`` for a non-blank string (``truncated`` if longer than ``max_chars``, which only
+    that many characters are analysed of); ``empty`` for a blank string or a missing value
+    (None, NaN, ``pd.NA``); ``not_text`` for anything else, such as a number.
 
     A blank cell is ``empty`` however it is read: a CSV reader may give ``""`` and pandas NaN
     for the same cell, and the CLI and the library must agree on it.
     """
     if isinstance(value, str):
-        return STATUS_OK if value.strip() else STATUS_EMPTY
+        if not value.strip():
+            return STATUS_EMPTY
+        return STATUS_TRUNCATED if max_chars is not None and len(value) > max_chars else STATUS_OK
     if _is_missing(value):
         return STATUS_EMPTY
     return STATUS_NOT_TEXT
@@ -224,12 +229,13 @@ class CompiledModel:
         a :class:`Prediction` per text. Memory grows with the batch; :meth:`classify_many`
         splits long inputs into batches.
         """
-        statuses = [text_status(text) for text in texts]
+        limit = self.preprocessor_.max_chars
+        statuses = [text_status(text, limit) for text in texts]
         # Exports repeat themselves ("Nothing", "All good"): analyse each distinct text once.
         distinct: dict[str, int] = {}
         rows = np.full(len(statuses), -1, dtype=np.int64)
         for i, (text, status) in enumerate(zip(texts, statuses, strict=True)):
-            if status == STATUS_OK:
+            if status in ANALYSED:
                 rows[i] = distinct.setdefault(text, len(distinct))
         unique = list(distinct)
         analysed = []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 # Why a text could not be tagged; "ok" means it was analysed (it may still carry no theme).
 STATUS_OK = "ok"
+# Analysed and tagged, but on its first ``max_chars`` characters only (100,000 by default).
+STATUS_TRUNCATED = "truncated"
+ANALYSED = (STATUS_OK, STATUS_TRUNCATED)
 STATUS_EMPTY = "empty"  # empty or whitespace-only string
 STATUS_NOT_TEXT = "not_text"  # missing value, number or other non-string
 
@@ -142,7 +145,11 @@ class BatchScores:
             scores = dict(zip(self.themes, presence_rows[row], strict=True))
             analysed.append(Prediction(themes=results, scores=scores, status=STATUS_OK))
         return [
-            analysed[row] if row >= 0 else Prediction(status=status)
+            Prediction(status=status)
+            if row < 0
+            else analysed[row]
+            if status == STATUS_OK
+            else replace(analysed[row], status=status)  # e.g. truncated
             for row, status in zip(self.row.tolist(), self.status, strict=True)
         ]
 

@@ -41,7 +41,7 @@ import pandas as pd
 from classifier._errors import ClassifierError
 from classifier._files import write_text_atomically
 from classifier.io import STDIO, TableReader, describe_column, describe_columns, detect_format
-from classifier.prediction import STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_OK
+from classifier.prediction import STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_OK, STATUS_TRUNCATED
 from classifier.tagging import STATUS_COLUMN, THEMES_COLUMN
 
 DEFAULT_NEAR = 0.1
@@ -61,7 +61,8 @@ _EPSILON = 1e-9
 # Spans up to this many days are shown per week (at most ~27 points), longer ones per month.
 _WEEKLY_SPAN_DAYS = 183
 _QUOTE_CHARS = 300
-_STATUSES = (STATUS_OK, STATUS_EMPTY, STATUS_NOT_TEXT)
+_STATUSES = (STATUS_OK, STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_TRUNCATED)
+_TAGGED = (_STATUSES.index(STATUS_OK), _STATUSES.index(STATUS_TRUNCATED))
 
 # Okabe & Ito (2008), the palette designed to stay distinct under every common colour-vision
 # deficiency. Blue against vermillion also stays apart in greyscale print; concerns are hatched
@@ -372,7 +373,7 @@ def _nested_chunk(chunk, layout: _Layout, first: int, source: str, polarities, e
 
 def _indicators(part: _Chunk, themes, thresholds, near) -> pd.DataFrame:
     """Per-row 0/1 columns whose sums are every count of the report."""
-    ok = part.status == _STATUSES.index(STATUS_OK)
+    ok = np.isin(part.status, _TAGGED)  # truncated texts were tagged too
     columns = {
         "rows": np.ones(len(ok), dtype=np.int64),
         "tagged": ok,
@@ -490,7 +491,7 @@ def _quote_key(text: str) -> str:
 
 def _pool_quotes(pools: dict, part: _Chunk, ids: np.ndarray, first: int, themes, polarities, size):
     """Keep the ``size`` highest-scoring distinct evidence sentences per theme and polarity."""
-    ok = part.status == _STATUSES.index(STATUS_OK)
+    ok = np.isin(part.status, _TAGGED)  # truncated texts were tagged too
     for theme in themes:
         evidence = part.evidence[theme]
         for code, polarity in zip((STRENGTH, CONCERN), polarities, strict=True):

@@ -29,7 +29,13 @@ from classifier.io import (
     describe_columns,
     detect_format,
 )
-from classifier.prediction import STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_OK, BatchScores
+from classifier.prediction import (
+    STATUS_EMPTY,
+    STATUS_NOT_TEXT,
+    STATUS_OK,
+    STATUS_TRUNCATED,
+    BatchScores,
+)
 
 TEXT_COLUMN_CANDIDATES = (
     "text", "feedback", "comment", "comments", "response", "free_text", "freetext", "answer",
@@ -188,6 +194,7 @@ class TagSummary:
     rows_no_theme: int = 0
     rows_empty_text: int = 0
     rows_not_text: int = 0
+    rows_truncated: int = 0  # tagged on their first 100,000 characters (counted as tagged too)
     theme_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     # With --pii: rows in which each kind of personal data was found (None: not looked for).
     pii_counts: dict[str, int] | None = None
@@ -203,14 +210,15 @@ class TagSummary:
         """Count one batch's rows, statuses and detected themes."""
         self.rows_read += len(batch)
         statuses = Counter(batch.status)
-        self.rows_tagged += statuses[STATUS_OK]
+        self.rows_tagged += statuses[STATUS_OK] + statuses[STATUS_TRUNCATED]
+        self.rows_truncated += statuses[STATUS_TRUNCATED]
         self.rows_empty_text += statuses[STATUS_EMPTY]
         self.rows_not_text += statuses[STATUS_NOT_TEXT]
         # Per text, not per distinct text: a repeated comment counts every time.
         detected, is_positive = batch.labels_per_text()
         with_theme = int(detected.any(axis=1).sum())
         self.rows_with_theme += with_theme
-        self.rows_no_theme += statuses[STATUS_OK] - with_theme
+        self.rows_no_theme += statuses[STATUS_OK] + statuses[STATUS_TRUNCATED] - with_theme
         positive, negative = batch.polarities
         for col, theme in enumerate(batch.themes):
             counts = self.theme_counts.setdefault(theme, dict.fromkeys(batch.polarities, 0))
@@ -230,7 +238,7 @@ class TagSummary:
         """Add the counts of another (partial) summary, e.g. one chunk's."""
         for name in (
             "rows_read", "rows_tagged", "rows_with_theme", "rows_no_theme", "rows_empty_text",
-            "rows_not_text",
+            "rows_not_text", "rows_truncated",
         ):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for theme, counts in other.theme_counts.items():
@@ -244,12 +252,19 @@ class TagSummary:
 
     def warnings(self) -> list[str]:
         """What the user should know about the input, one line each (never its text)."""
-        if not self.short_rows:
-            return []
-        return [
-            f"Warning: {self.input}: {self.short_rows:,} row(s) had fewer fields than the header "
-            f"(first at line {self.first_short_row_line:,}); their missing cells are empty"
-        ]
+        found = []
+        if self.short_rows:
+            found.append(
+                f"Warning: {self.input}: {self.short_rows:,} row(s) had fewer fields than the "
+                f"header (first at line {self.first_short_row_line:,}); their missing cells are "
+                "empty"
+            )
+        if self.rows_truncated:
+            found.append(
+                f"Warning: {self.input}: {self.rows_truncated:,} text(s) over 100,000 characters "
+                "were tagged on their first 100,000 (status 'truncated')"
+            )
+        return found
 
     def render(self) -> str:
         rate = self.rows_read / self.seconds if self.seconds else 0.0

@@ -292,3 +292,19 @@ def test_without_pii_options_no_pii_columns_and_the_text_is_unchanged(tiny_model
     flagged = tag_frame(frame, tiny_model, "text", pii=True)
     assert flagged["pii"][0] == "email" and flagged["text"][0] == "mail jo@example.com"
     assert list(flagged.columns)[-2:] == ["pii", "pii_redacted"]
+
+
+def test_a_text_over_the_analysed_length_is_tagged_and_marked_truncated(tmp_path, tiny_model_path):
+    long_text = "She listened and I felt heard. " * 3_300  # ~102,000 characters
+    source = tmp_path / "in.jsonl"
+    rows = [{"id": 1, "text": long_text}, {"id": 2, "text": "She listened."}]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "out.csv"
+    summary = tag_file(str(source), str(out), model_path=tiny_model_path)
+    frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert frame["status"].tolist() == ["truncated", "ok"]
+    assert frame["text"][0] == long_text  # the whole text is written back
+    assert summary.rows_tagged == 2 and summary.rows_truncated == 1
+    assert any("over 100,000 characters" in line for line in summary.warnings())
+    prediction = load_model(tiny_model_path).classify(long_text, explain=False)
+    assert prediction.status == "truncated" and prediction.scores
