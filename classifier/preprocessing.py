@@ -1,8 +1,9 @@
 """spaCy preprocessing: tokens, sentences and negation scope, as a transformer.
 
-The pipeline is built from a config at load time (``spacy.blank("en")`` plus rule-based components),
-so nothing is downloaded and nothing spaCy-related is ever pickled or saved with a model: a model
-file stores only the transformer's plain settings.
+The pipeline is rebuilt from a spaCy config at load time (:data:`PIPELINE_CONFIG`: English
+tokenizer rules plus rule-based components), so nothing is downloaded and nothing spaCy-related
+is ever pickled or saved with a model: a model file stores only the transformer's plain
+settings.
 
 Each text becomes one string of normalised tokens separated by spaces. Tokens inside a negation
 scope get the prefix ``NEG_`` so that "never felt judged" and "felt judged" share no feature for
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import math
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -143,19 +145,46 @@ def negation_mask(
     return ~events & in_doc & cues[np.maximum(last_event, 0)] & (position - last_event <= max_scope)
 
 
+# The pipeline as a spaCy config: English tokenizer rules, a sentencizer and the negation
+# scope. No component has weights, so nothing is downloaded and nothing is ever saved.
+PIPELINE_CONFIG = """
+[nlp]
+lang = "en"
+pipeline = {pipeline}
+
+[components]
+
+[components.sentencizer]
+factory = "sentencizer"
+
+[components.negation_scope]
+factory = "negation_scope"
+max_scope = {max_scope}
+"""
+
+
+def pipeline_config(negation: bool = True, max_scope: int = 8):
+    """The spaCy :class:`~thinc.api.Config` of the preprocessing pipeline for these settings."""
+    from spacy.util import load_config_from_str
+
+    names = ["sentencizer", "negation_scope"] if negation else ["sentencizer"]
+    text = PIPELINE_CONFIG.format(pipeline=json.dumps(names), max_scope=int(max_scope))
+    config = load_config_from_str(text)
+    if not negation:
+        del config["components"]["negation_scope"]
+    return config
+
+
 @lru_cache(maxsize=4)
 def build_nlp(negation: bool = True, max_scope: int = 8):
-    """Build the spaCy pipeline from config: blank English tokenizer, sentencizer, negation scope.
+    """Build the spaCy pipeline from its config (:func:`pipeline_config`).
 
     Cached per settings, so each process builds it once. Nothing is downloaded.
     """
-    import spacy
+    from spacy.util import load_model_from_config
 
     _register_components()
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    if negation:
-        nlp.add_pipe("negation_scope", config={"max_scope": max_scope})
+    nlp = load_model_from_config(pipeline_config(negation, max_scope), auto_fill=True)
     # Very long texts are truncated before they reach spaCy (see SpacyPreprocessor.max_chars).
     nlp.max_length = 10_000_000
     return nlp
