@@ -208,14 +208,21 @@ def _children(pid: int) -> set[int]:
 
 
 def _workers(pid: int) -> list[int]:
-    """joblib's (loky's) worker processes of ``pid``."""
+    """The worker processes of ``pid``: forked copies of it (Linux), or joblib's loky workers.
+
+    (Forked workers run the same command as ``pid``; a loky worker's names LokyProcess.)
+    """
+    try:
+        own = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return []
     found = []
     for child in _children(pid):
         try:
             command = (Path("/proc") / str(child) / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"LokyProcess" in command:
+        if b"LokyProcess" in command or command == own:
             found.append(child)
     return found
 

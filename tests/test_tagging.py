@@ -128,7 +128,14 @@ def test_clashing_column_names_are_refused(tiny_model):
         tag_frame(pd.DataFrame({"text": ["a"], "trust": ["b"]}), tiny_model, "text")
 
 
-def test_parallel_jobs_give_the_same_output(csv_input, tmp_path, tiny_model_path):
+@pytest.mark.parametrize("fork", [True, False], ids=["forked workers", "loky workers"])
+def test_parallel_jobs_give_the_same_output(
+    csv_input, tmp_path, tiny_model_path, monkeypatch, fork
+):
+    # Linux forks workers from the loaded model; elsewhere joblib's loky workers load it.
+    import classifier.tagging
+
+    monkeypatch.setattr(classifier.tagging, "_can_fork", lambda: fork)
     _tag(csv_input, tmp_path / "one.csv", tiny_model_path)
     _tag(csv_input, tmp_path / "two.csv", tiny_model_path, jobs=2, chunk_size=1)
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "two.csv").read_text()
