@@ -337,8 +337,9 @@ class CompiledModel:
                 chosen = members[theme_scores >= self.thresholds[col]]
                 if len(chosen) == 0:
                     chosen = members[[int(np.argmax(theme_scores))]]
+                analysed = self.preprocessor_.analysed_text(texts[row])  # what offsets index
                 evidence[(row, col)] = EVIDENCE_SEPARATOR.join(
-                    texts[row][spans[i].start : spans[i].end].strip() for i in chosen
+                    analysed[spans[i].start : spans[i].end].strip() for i in chosen
                 )
         return evidence
 

@@ -665,7 +665,11 @@ class _DelimitedSink(_TextSink):
     def write(self, frame: pd.DataFrame, records: list[dict] | None, first_row: int) -> None:
         header = not self._started
         self._started = True
-        _neutralise_frame(frame).to_csv(
+        safe = _neutralise_frame(frame)
+        if header:  # a column name is a cell too: "=HYPERLINK(...)" must not become a formula
+            names = [neutralise_formula(str(name)) for name in safe.columns]
+            safe = safe.set_axis(names, axis=1) if names != list(safe.columns) else safe
+        safe.to_csv(
             self.stream,
             sep=self.sep,
             index=False,
@@ -684,8 +688,17 @@ class _JsonlSink(_TextSink):
         self._started = True
         rows = records if records is not None else frame.to_dict("records")
         self.stream.writelines(
-            json.dumps(row, ensure_ascii=False, default=_json_default) + "\n" for row in rows
+            json.dumps(_json_nulls(row), ensure_ascii=False, default=_json_default) + "\n"
+            for row in rows
         )
+
+
+def _json_nulls(row: dict) -> dict:
+    """The row with missing values (pandas' NaN for a missing key or null) as JSON null:
+    ``json.dumps`` would write NaN, which is not JSON."""
+    if any(isinstance(value, float) and value != value for value in row.values()):
+        return {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+    return row
 
 
 class _StdoutBytes:
@@ -1060,10 +1073,21 @@ def describe_column(name: object, width: int = 24) -> str:
 
 
 def describe_columns(names, limit: int = 12) -> str:
-    """Several column names for a message (see :func:`describe_column`)."""
+    """Several column names for a message (see :func:`describe_column`).
+
+    A file without a header row has feedback where the names should be: names that read like
+    sentences are not shown at all, not even cut short.
+    """
     names = list(names)
+    if header_looks_like_data(names):
+        return "(not shown: the first row looks like data, not a header; does the file have one?)"
     shown = ", ".join(describe_column(name) for name in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def header_looks_like_data(names) -> bool:
+    """Whether column names look like feedback (a sentence-like name): no header row."""
+    return any(len(str(name)) > 40 or len(str(name).split()) >= 4 for name in names)
 
 
 def _is_missing(value: object) -> bool:

@@ -48,6 +48,7 @@ STATUS_COLUMN = "status"
 # With --pii: the kinds of personal data found in the text, and how many redaction markers it
 # already had ("[Name Redacted]", "XXX"). See classifier.pii.
 PII_COLUMNS = ("pii", "pii_redacted")
+NESTED_KEY = "classification"  # JSON Lines output: the tagging of a record, under this key
 POLARITY_MARKS = {0: "+", 1: "-"}  # index in the codebook's polarities -> mark in `themes`
 # Rows per chunk: 2,000 keeps peak memory ~60 MB lower than 10,000 at the same speed (measured
 # with benchmarks/run.py) and gives --jobs enough chunks to share out.
@@ -362,7 +363,7 @@ def output_rows(
     extra = {name: found[name] for name in PII_COLUMNS if name in found}
     if tagged.nested is not None:
         records = [
-            {**row, "classification": classification}
+            {**row, NESTED_KEY: classification}
             for row, classification in zip(chunk.to_dict("records"), tagged.nested, strict=True)
         ]
         for name, values in extra.items():
@@ -547,6 +548,8 @@ def tag_file(
             chunk = pending.popleft()
             if summary.rows_read == 0:
                 added = output_columns(tagged.themes, explain, pii)
+                if nested:  # JSON Lines adds one key beside the input's
+                    added += [NESTED_KEY]
                 _check_no_clash(chunk.columns, added, input_path)
             summary.merge(tagged.counts)
             rows = output_rows(chunk, tagged, summary.text_column)

@@ -136,3 +136,16 @@ def test_the_id_path_matches_on_real_feedback(corpus):
     texts = corpus["text"].head(1500).tolist()
     preprocessor = SpacyPreprocessor()
     assert preprocessor.analyse_ids(texts).strings() == preprocessor.transform(texts)
+
+
+def test_long_runs_of_punctuation_are_cut_so_one_row_cannot_stall_a_run():
+    # spaCy's tokenizer is quadratic in a run of punctuation (100,000 "!" took an hour): runs
+    # longer than MAX_RUN characters are analysed on their first MAX_RUN characters only.
+    from classifier.preprocessing import MAX_RUN
+
+    preprocessor = SpacyPreprocessor()
+    hostile = "felt heard " + "!" * 50_000 + " never judged"
+    cut = "felt heard " + "!" * MAX_RUN + " never judged"
+    assert preprocessor.transform([hostile]) == preprocessor.transform([cut])
+    assert preprocessor.analyse_ids([hostile]).strings() == preprocessor.transform([cut])
+    assert preprocessor.analysed_text("a " + "x" * MAX_RUN + " b") == "a " + "x" * MAX_RUN + " b"
