@@ -101,14 +101,18 @@ def test_jsonl_on_stdin_is_recognised_without_format(tmp_path):
         assert result.stdout.decode().strip() == expected
 
 
-def test_column_names_in_messages_are_cut_short(tmp_path):
+def test_column_names_in_messages_are_cut_short_or_not_shown(tmp_path):
     from classifier.tagging import find_text_column
 
+    # A header that reads like a sentence is feedback (no header row): not shown at all.
     header_that_is_data = "SECRET my therapist kept cancelling and I felt awful about it"
     with pytest.raises(ClassifierError) as caught:
         find_text_column([header_that_is_data, "id"], None, "f.csv")
-    assert "SECRET my therapist" in str(caught.value)  # the start, to recognise it
-    assert "awful" not in str(caught.value)
+    assert "SECRET" not in str(caught.value) and "looks like data" in str(caught.value)
+    # An ordinary but long column name is cut short.
+    with pytest.raises(ClassifierError) as caught:
+        find_text_column(["What_could_we_do_better_next_time_SECRET", "id"], None, "f.csv")
+    assert "What_could_we_do_better" in str(caught.value) and "SECRET" not in str(caught.value)
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "xlsx"])
