@@ -378,8 +378,12 @@ def _read_delimited(reader: TableReader, sep: str) -> Iterator[pd.DataFrame]:
                         f"fields, but the header has {width} (is a field with a "
                         f"{'tab' if sep == chr(9) else 'comma'} in it not quoted?)"
                     )
-                if _is_blank(fields, lines.last, sep, start == line):
+                # A blank line is skipped, as pandas does, except in a one-column file: there
+                # it is an empty cell (how spreadsheets write one), and skipping it drops a row.
+                if width > 1 and _is_blank(fields, lines.last, sep, start == line):
                     continue
+                if not fields:
+                    fields = [""]
                 if len(fields) < width:
                     reader._short_row(start)
                     fields += [""] * (width - len(fields))

@@ -74,7 +74,6 @@ SHORT_HEADERLESS = (
     "a headerless file whose first row holds short texts: the error lists them as column names "
     "(cut to 24 characters)"
 )
-BLANK_LINE = "an empty or blank cell in a one-column CSV/TSV (an empty line) is dropped"
 CLASSIFICATION_KEY = "an input column named `classification` is overwritten in JSON Lines output"
 SURROGATE_KEY = "a lone surrogate in a JSON Lines key crashes every output format"
 
@@ -493,7 +492,6 @@ def test_headerless_file_error_quotes_no_feedback(data, model, tiny_model_path, 
     assert_holds(case, "csv", run_cli(case, "csv", folders(), tiny_model_path), model)
 
 
-@defect(BLANK_LINE)
 @fuzz_settings(10, known_defect=True)
 @given(data=st.data())
 def test_one_column_file_keeps_its_empty_cells(data, model, tiny_model_path, folders):
@@ -677,7 +675,6 @@ def test_headerless_error_does_not_quote_the_first_row(tmp_path, tiny_model_path
     assert result.exit_code == 1 and "SECRET" not in result.stderr
 
 
-@defect(BLANK_LINE)
 def test_empty_line_in_a_one_column_file_is_a_row(tmp_path, tiny_model_path):
     result, out = tag_one(tmp_path, "in.csv", "text\nfirst\n\nthird\n \nfifth\n", "jsonl",
                           tiny_model_path)  # fmt: skip
