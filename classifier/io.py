@@ -46,7 +46,8 @@ EXCEL_MAX_ROWS = 1_048_576  # a worksheet's hard limit, header included
 EXCEL_MAX_CELL = 32_767  # characters in one cell; openpyxl would cut longer text silently
 # XML 1.0 forbids these control characters, so an .xlsx cell cannot hold them (openpyxl raises
 # and prints the cell); they are dropped, as Excel itself does.
-_EXCEL_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# U+FFFE and U+FFFF are not XML characters either: with them the file would not open.
+_EXCEL_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 # OWASP CSV injection: a spreadsheet may run a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -1055,11 +1056,19 @@ def _without_surrogates(record: dict) -> dict:
     """
     for key, value in record.items():
         if isinstance(value, str) and not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                record[key] = value.encode("utf-8", "replace").decode("utf-8")
+            record[key] = _valid_unicode(value)
+    if not all(key.isascii() for key in record):  # keys are column names: the same rule
+        record = {_valid_unicode(key): value for key, value in record.items()}
     return record
+
+
+def _valid_unicode(text: str) -> str:
+    """``text`` with each lone surrogate replaced by "?"."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _excel_text(value: str) -> str:
