@@ -47,6 +47,18 @@ CodebookOption = Annotated[
         "--codebook", metavar="FILE", help="Codebook TOML (default: the packaged codebook)."
     ),
 ]
+EncodingOption = Annotated[
+    str,
+    typer.Option("--encoding", metavar="ENCODING", help="Text encoding of CSV/TSV/JSONL input."),
+]
+TextColumnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--text-column",
+        metavar="COLUMN",
+        help="Column holding the feedback (detected if obvious).",
+    ),
+]
 data_app = typer.Typer(
     help="Check and split a labelled corpus.\n\nExample: classifier data check",
     no_args_is_help=True,
@@ -136,12 +148,7 @@ def tag(
         "Default: INPUT's name with .tagged before the extension.",
         metavar="FILE",
     ),
-    text_column: str | None = typer.Option(
-        None,
-        "--text-column",
-        help="Column holding the feedback (detected if obvious).",
-        metavar="COLUMN",
-    ),
+    text_column: TextColumnOption = None,
     id_column: str | None = typer.Option(
         None,
         "--id-column",
@@ -169,9 +176,7 @@ def tag(
         help="Rows read, tagged and written at a time; memory grows with it.  [default: 2000]",
         metavar="N",
     ),
-    encoding: str = typer.Option(
-        "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL input.", metavar="ENCODING"
-    ),
+    encoding: EncodingOption = "utf-8",
     sheet: str | None = typer.Option(
         None,
         "--sheet",
@@ -505,9 +510,7 @@ def report(
     input_format: str | None = typer.Option(
         None, "--format", help="Format of TAGGED when the extension does not say.", metavar="FORMAT"
     ),
-    encoding: str = typer.Option(
-        "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL.", metavar="ENCODING"
-    ),
+    encoding: EncodingOption = "utf-8",
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
@@ -790,12 +793,7 @@ def agree(
         "column per theme in codebook order, comma-separated.",
         metavar="SOURCE",
     ),
-    text_column: str | None = typer.Option(
-        None,
-        "--text-column",
-        help="Column holding the feedback (detected if obvious).",
-        metavar="COLUMN",
-    ),
+    text_column: TextColumnOption = None,
     id_column: str | None = typer.Option(
         None,
         "--id-column",
@@ -805,9 +803,7 @@ def agree(
     input_format: str | None = typer.Option(
         None, "--format", help="Format of CODED when the extension does not say.", metavar="FORMAT"
     ),
-    encoding: str = typer.Option(
-        "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL.", metavar="ENCODING"
-    ),
+    encoding: EncodingOption = "utf-8",
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """How far the model agrees with a coder's labels: kappa, precision, recall, F1 per theme.
@@ -881,12 +877,7 @@ def review(
     seed: int = typer.Option(
         0, "--seed", help="Seed of the tie-breaking (and random) draw.", metavar="N"
     ),
-    text_column: str | None = typer.Option(
-        None,
-        "--text-column",
-        help="Column holding the feedback (detected if obvious).",
-        metavar="COLUMN",
-    ),
+    text_column: TextColumnOption = None,
     id_column: str | None = typer.Option(
         None, "--id-column", help="Column identifying rows; checked to exist.", metavar="COLUMN"
     ),
@@ -899,9 +890,7 @@ def review(
         help="Output format when the extension does not say.",
         metavar="FORMAT",
     ),
-    encoding: str = typer.Option(
-        "utf-8", "--encoding", help="Text encoding of CSV/TSV/JSONL.", metavar="ENCODING"
-    ),
+    encoding: EncodingOption = "utf-8",
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing output file."),
 ) -> None:
     """Choose the rows whose coding would teach the model most; write a sheet to code.
