@@ -125,6 +125,37 @@ def _root(
     """Tag client feedback about therapy with therapeutic-relationship themes."""
 
 
+# ------------------------------------------------------------------------------- columns
+@app.command()
+def columns(
+    input: str = typer.Argument(
+        ..., help="Table (.csv, .tsv, .jsonl, .xlsx, .parquet), or - for stdin.", metavar="FILE"
+    ),
+    encoding: EncodingOption = "utf-8",
+    sheet: str | None = typer.Option(
+        None, "--sheet", help="Excel input: the sheet, by name or 0-based number.", metavar="SHEET"
+    ),
+    input_format: str | None = typer.Option(
+        None, "--format", help="Input format when the extension does not say.", metavar="FORMAT"
+    ),
+) -> None:
+    """List a table's columns, one per line: number, tab, name (to choose --text-column).
+
+    Error messages never list them, since a file without a header row has feedback there.
+
+    Example:
+
+      classifier columns training_data/sample_feedback.csv
+    """
+    from classifier.io import detect_format, read_header
+
+    with user_errors():
+        fmt = detect_format(input, input_format, default="csv")
+        for number, name in enumerate(read_header(input, fmt, encoding, sheet), start=1):
+            # (a name with a line break or tab in it is shown as a JSON string)
+            typer.echo(f"{number}\t{name if name.isprintable() else json.dumps(name)}")
+
+
 # ----------------------------------------------------------------------------------- tag
 def _default_output(input_path: str) -> str:
     if input_path == "-":

@@ -44,6 +44,8 @@ STDIN_NAME = "standard input"
 STDOUT_NAME = "standard output"
 EXCEL_MAX_ROWS = 1_048_576  # a worksheet's hard limit, header included
 EXCEL_MAX_CELL = 32_767  # characters in one cell; openpyxl would cut longer text silently
+# Excel keeps 15 significant digits of a number: a longer integer (an id) is written as text
+EXCEL_EXACT_INTEGERS = 10**15
 # XML 1.0 forbids these control characters, so an .xlsx cell cannot hold them (openpyxl raises
 # and prints the cell); they are dropped, as Excel itself does.
 # U+FFFE and U+FFFF are not XML characters either: with them the file would not open.
@@ -255,6 +257,12 @@ class TableReader:
         missing cells are empty. (More fields than the header is an error naming the line.)
     first_short_row_line : int or None
         The line where the first of them starts.
+    header : list of str or None
+        The column names exactly as the file has them (CSV, TSV, Excel), once the first chunk
+        is read. The chunks' columns are named as pandas names them: an empty name becomes
+        "Unnamed: 2" and a repeated one "x.1", so that every column can be picked by name.
+    column_types : dict
+        Parquet input: the file's column types (pyarrow), so that Parquet output keeps them.
     """
 
     def __init__(
@@ -274,6 +282,8 @@ class TableReader:
         self.name = STDIN_NAME if path == STDIO else path
         self.short_rows = 0
         self.first_short_row_line: int | None = None
+        self.header: list[str] | None = None
+        self.column_types: dict[str, object] = {}
         self._handle = None
         self._counted: _CountedInput | None = None
         self._size = 0
@@ -363,6 +373,7 @@ def _read_delimited(reader: TableReader, sep: str) -> Iterator[pd.DataFrame]:
             raise ClassifierError(f"{reader.name}: the file has no header row")
         if lines.ended:
             raise _unclosed_quote(reader, start, what)
+        reader.header = list(header)
         columns = _column_names(header)
         width = len(columns)
         batch: list[list[str]] = []
@@ -400,10 +411,22 @@ def _read_delimited(reader: TableReader, sep: str) -> Iterator[pd.DataFrame]:
         where = f", line {rows.line_num:,}" if rows is not None else ""
         raise ClassifierError(f"{reader.name}{where}: malformed {what} row") from None
     finally:
-        text.detach()
+        _detach(text)
 
 
 _BLANK_START = frozenset(" \t")  # how a field of a blank line starts
+
+
+def _detach(text: io.TextIOWrapper) -> None:
+    """Let go of the byte stream without closing it (standard input stays open).
+
+    A reader dropped before its end is finalised whenever the garbage collector gets to it,
+    possibly after its file was closed: then there is nothing left to detach.
+    """
+    try:
+        text.detach()
+    except ValueError:
+        pass
 
 
 def _unclosed_quote(reader: TableReader, line: int, what: str) -> ClassifierError:
@@ -476,7 +499,9 @@ def _read_jsonl(reader: TableReader) -> Iterator[pd.DataFrame]:
                         f"of the first {reader.chunk_size:,} records has; give the first "
                         "record every key (or convert the file to CSV)"
                     )
-        return pd.DataFrame.from_records(records, columns=columns)
+        # object dtype: values stay as JSON gave them (an int column with a null would
+        # otherwise become floats: 1 -> 1.0, and ids over 2**53 rounded)
+        return pd.DataFrame(records, columns=columns, dtype=object)
 
     try:
         for line_number, line in enumerate(text, start=1):
@@ -499,7 +524,7 @@ def _read_jsonl(reader: TableReader) -> Iterator[pd.DataFrame]:
                 first_line += len(records)
                 records = []
     finally:
-        text.detach()
+        _detach(text)
     if records:
         yield frame()
     elif not seen_any:
@@ -521,15 +546,24 @@ def _read_excel(reader: TableReader) -> Iterator[pd.DataFrame]:
     with workbook:
         sheet = _choose_sheet(reader, [str(name) for name in workbook.sheet_names])
         try:
+            # header=None: the first row is split off here, so that its names are kept as
+            # they are (pandas would rename an empty or repeated one)
             frame = pd.read_excel(
-                workbook, sheet_name=sheet, dtype=str, keep_default_na=False, na_filter=False
+                workbook,
+                sheet_name=sheet,
+                header=None,
+                dtype=str,
+                keep_default_na=False,
+                na_filter=False,
             )
         except unreadable as exc:
             raise ClassifierError(
                 f"{reader.name}: not a readable .xlsx file ({type(exc).__name__})"
             ) from None
-    if frame.empty and not len(frame.columns):
+    if frame.empty:
         raise ClassifierError(f"{reader.name}: the sheet {sheet!r} is empty")
+    reader.header = [str(name) for name in frame.iloc[0]]
+    frame = frame.iloc[1:].set_axis(_column_names(reader.header), axis=1)
     for start in range(0, max(len(frame), 1), reader.chunk_size):
         yield frame.iloc[start : start + reader.chunk_size].reset_index(drop=True)
 
@@ -565,12 +599,35 @@ def _read_parquet(reader: TableReader) -> Iterator[pd.DataFrame]:
         raise ClassifierError(
             f"{reader.name}: not a readable Parquet file ({type(exc).__name__})"
         ) from None
+    schema = parquet.schema_arrow
+    reader.column_types = dict(zip(schema.names, schema.types, strict=True))
     empty = True
     for batch in parquet.iter_batches(batch_size=reader.chunk_size):
         empty = False
-        yield batch.to_pandas()
+        # integer_object_nulls: an integer column with a null stays integers (pandas would
+        # make it float64: 1 -> 1.0, and ids over 2**53 rounded)
+        yield batch.to_pandas(integer_object_nulls=True)
     if empty:
-        yield parquet.schema_arrow.empty_table().to_pandas()
+        yield schema.empty_table().to_pandas()
+
+
+def read_header(
+    path: str, fmt: str, encoding: str = "utf-8", sheet: str | int | None = None
+) -> list[str]:
+    """The column names of a table as the file has them (reads the first rows only).
+
+    Examples
+    --------
+    >>> read_header("training_data/sample_feedback.csv", "csv")  # doctest: +SKIP
+    ['id', 'feedback']
+    """
+    reader = TableReader(path, fmt, chunk_size=1, encoding=encoding, sheet=sheet)
+    chunks = iter(reader)
+    try:
+        first = next(chunks)
+    finally:
+        chunks.close()
+    return list(reader.header) if reader.header is not None else [str(c) for c in first.columns]
 
 
 # ----------------------------------------------------------------------------------- writing
@@ -586,6 +643,39 @@ def neutralise_formula(value: object) -> object:
     ):
         return "'" + value
     return value
+
+
+# What pandas.api.types.infer_dtype says of an object column that holds no JSON object or array
+_FLAT_KINDS = frozenset(
+    {"string", "empty", "integer", "floating", "boolean", "mixed-integer-float"}
+)
+
+
+def _json_text(value: object) -> str:
+    """A JSON object or array (a JSON Lines value) as JSON text, for a table's cell."""
+    return _valid_unicode(json.dumps(value, ensure_ascii=False, default=_json_default))
+
+
+def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with JSON objects and arrays (from JSON Lines input) as their JSON text.
+
+    A CSV, Excel or Parquet cell holds one value; pandas would write a dict as Python's repr,
+    and Excel and Parquet writers refuse one.
+    """
+    nested: dict[int, pd.Series] = {}
+    for position in range(frame.shape[1]):
+        values = frame.iloc[:, position]
+        if values.dtype != object or pd.api.types.infer_dtype(values, skipna=True) in _FLAT_KINDS:
+            continue
+        found = values.map(lambda value: isinstance(value, dict | list)).astype(bool)
+        if found.any():
+            nested[position] = values.where(~found, values[found].map(_json_text))
+    if not nested:
+        return frame
+    frame = frame.copy()
+    for position, values in nested.items():
+        frame.isetitem(position, values)
+    return frame
 
 
 def _neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -604,7 +694,10 @@ def _neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     frame = frame.copy()
     for column, starts in risky.items():
-        frame.loc[starts, column] = frame.loc[starts, column].map(neutralise_formula)
+        # (a list, not Series.map: map would make a column of numbers such as -7 floats)
+        candidates = frame.loc[starts, column]
+        neutralised = [neutralise_formula(value) for value in candidates]
+        frame.loc[starts, column] = pd.Series(neutralised, index=candidates.index, dtype=object)
     return frame
 
 
@@ -618,6 +711,15 @@ class _Sink:
     def __init__(self, name: str, destination: Path | None):
         self.name = name
         self.destination = destination
+        self.input_header: list[str] | None = None  # see ChunkWriter.keep_input_layout
+        self.column_types: dict[str, object] = {}
+
+    def header(self, frame: pd.DataFrame) -> list[str]:
+        """The output's column names: the input's as the file had them, then the added ones."""
+        names = [str(name) for name in frame.columns]
+        if self.input_header is not None:
+            names[: len(self.input_header)] = self.input_header
+        return names
 
     @property
     def emitted(self) -> bool:
@@ -670,9 +772,9 @@ class _DelimitedSink(_TextSink):
     def write(self, frame: pd.DataFrame, records: list[dict] | None, first_row: int) -> None:
         header = not self._started
         self._started = True
-        safe = _neutralise_frame(frame)
+        safe = _neutralise_frame(_nested_as_json(frame))
         if header:  # a column name is a cell too: "=HYPERLINK(...)" must not become a formula
-            names = [neutralise_formula(str(name)) for name in safe.columns]
+            names = [neutralise_formula(name) for name in self.header(safe)]
             safe = safe.set_axis(names, axis=1) if names != list(safe.columns) else safe
         safe.to_csv(
             self.stream,
@@ -701,8 +803,8 @@ class _JsonlSink(_TextSink):
 def _json_nulls(row: dict) -> dict:
     """The row with missing values (pandas' NaN for a missing key or null) as JSON null:
     ``json.dumps`` would write NaN, which is not JSON."""
-    if any(isinstance(value, float) and value != value for value in row.values()):
-        return {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+    if any(_is_missing(value) for value in row.values()):
+        return {k: None if _is_missing(v) else v for k, v in row.items()}
     return row
 
 
@@ -768,14 +870,18 @@ class _ExcelSink(_Sink):
         # No formula prefix here: a cell that starts like a formula is written as a text cell,
         # which Excel shows as it is and never runs (a "'" would be shown as part of the text).
         if not self._started:
-            self._sheet.append([self._text_cell(_excel_text(str(c))) for c in frame.columns])
+            self._sheet.append([self._text_cell(_excel_text(c)) for c in self.header(frame)])
             self._started = True
         for offset, row in enumerate(frame.itertuples(index=False)):
             cells = []
             for column, value in zip(frame.columns, row, strict=True):
                 if _is_missing(value):
                     value = None
-                elif isinstance(value, str):
+                elif isinstance(value, dict | list):  # from JSON Lines: as JSON text
+                    value = _json_text(value)
+                elif isinstance(value, int) and abs(value) >= EXCEL_EXACT_INTEGERS:
+                    value = str(value)  # Excel would change its last digits: kept as text
+                if isinstance(value, str):
                     value = _excel_text(value)
                     if len(value) > EXCEL_MAX_CELL:
                         raise ClassifierError(
@@ -816,6 +922,15 @@ class _ExcelSink(_Sink):
 
 
 class _ParquetSink(_Sink):
+    """Parquet holds one type per column, fixed when the file starts: by the first chunk.
+
+    A column keeps the input's type when the input was Parquet (``column_types``). Otherwise its
+    type is what the first chunk's values make it, except that a column without any value there,
+    or mixing kinds of values (numbers and text, say), or holding JSON objects or arrays, is
+    written as text (JSON text for non-strings: ``7``, ``true``, ``{"k": 1}``). A later value
+    that does not fit its column's type is an error naming the row and column.
+    """
+
     def __init__(self, name: str, destination: Path | None):
         super().__init__(name, destination)
         self._writer = None
@@ -830,21 +945,57 @@ class _ParquetSink(_Sink):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pandas(frame, preserve_index=False)
         if self._writer is None:
-            self._schema = table.schema
+            self._schema = pa.schema(
+                [self._first_type(frame, position) for position in range(frame.shape[1])]
+            )
             sink = self._out if self._out is not None else str(self.destination)
             self._writer = pq.ParquetWriter(sink, self._schema)
-        else:
-            try:
-                table = table.cast(self._schema, safe=False)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                raise ClassifierError(
-                    f"{self.name}: from row {first_row + 1:,} on, a column holds other kinds of "
-                    "values than in the first rows (e.g. numbers, then text); Parquet needs "
-                    "one kind per column: write .csv or .jsonl instead"
-                ) from None
-        self._writer.write_table(table)
+        arrays = [
+            self._array(frame.iloc[:, position], field, first_row)
+            for position, field in enumerate(self._schema)
+        ]
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
+
+    def _first_type(self, frame: pd.DataFrame, position: int):
+        import pyarrow as pa
+
+        name = str(frame.columns[position])
+        known = self.column_types.get(name)
+        if known is not None:
+            return pa.field(name, known)
+        values = frame.iloc[:, position]
+        try:
+            kind = pa.array(values, from_pandas=True).type
+        except _arrow_refusals():
+            return pa.field(name, pa.string())  # mixed kinds of values: text
+        if pa.types.is_null(kind) or pa.types.is_nested(kind):
+            return pa.field(name, pa.string())
+        if pa.types.is_floating(kind) and _holds_big_integers(values):
+            return pa.field(name, pa.string())  # a double would round them
+        return pa.field(name, kind)
+
+    def _array(self, values: pd.Series, field, first_row: int):
+        import pyarrow as pa
+
+        if pa.types.is_string(field.type) and values.dtype == object:
+            values = _as_text(values)
+        try:
+            array = pa.array(values, from_pandas=True)
+            if array.type == field.type:
+                return array
+            # Only within a family, and only exactly (a safe cast): a whole number into a
+            # decimal column, text into large text; never false as 0.0 or "001" as 1.
+            if _type_family(array.type) in ("null", _type_family(field.type)):
+                return array.cast(field.type)
+        except _arrow_refusals():
+            pass
+        row = first_row + _first_misfit(values, field.type) + 1
+        raise ClassifierError(
+            f"{self.name}: row {row:,}, column {describe_column(field.name)}: a value of "
+            f"another kind than the column's first values ({field.type}); Parquet holds one "
+            "kind per column, fixed by the first rows: write .csv or .jsonl instead"
+        ) from None
 
     def finish(self) -> None:
         if self._writer is not None:
@@ -855,6 +1006,61 @@ class _ParquetSink(_Sink):
             self._out.cut = True
         if self._writer is not None:
             _quietly(self._writer.close)
+
+
+def _arrow_refusals() -> tuple[type[BaseException], ...]:
+    """pyarrow's conversion errors (their messages quote the value: never shown)."""
+    import pyarrow as pa
+
+    return (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+
+
+def _holds_big_integers(values: pd.Series) -> bool:
+    """Whether an object column holds an integer that a double cannot hold exactly."""
+    return values.dtype == object and any(
+        type(value) is int and abs(value) > 2**53 for value in values
+    )
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """An object column for a text column: strings as they are, other values as JSON text."""
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values
+    other = values.map(lambda value: not isinstance(value, str) and not _is_missing(value))
+    other = other.astype(bool)
+    return values.where(~other, values[other].map(_json_text))
+
+
+def _type_family(kind) -> str:
+    """Which kinds of values a pyarrow type holds, for deciding what may be cast to it."""
+    import pyarrow as pa
+
+    tests = {
+        "null": pa.types.is_null,
+        "bool": pa.types.is_boolean,
+        "number": lambda t: pa.types.is_integer(t) or pa.types.is_floating(t),
+        "decimal": pa.types.is_decimal,
+        "text": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t),
+        "binary": lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t),
+        "time": pa.types.is_temporal,
+    }
+    return next((family for family, test in tests.items() if test(kind)), str(kind))
+
+
+def _first_misfit(values: pd.Series, kind) -> int:
+    """The position of the first value that does not fit ``kind`` (0 if none is found)."""
+    import pyarrow as pa
+
+    family = _type_family(kind)
+    for position, value in enumerate(values):
+        try:
+            array = pa.array([value], from_pandas=True)
+            if _type_family(array.type) not in ("null", family):
+                return position
+            array.cast(kind)
+        except _arrow_refusals():
+            return position
+    return 0
 
 
 class ChunkWriter:
@@ -940,6 +1146,19 @@ class ChunkWriter:
             label, exit_code = stopped
             raise Interrupted(self._stop_message(label), exit_code) from None
         return False
+
+    def keep_input_layout(
+        self, header: list[str] | None = None, column_types: dict[str, object] | None = None
+    ) -> None:
+        """Say how the input names and types its columns, before the first :meth:`write`.
+
+        ``header``: the names of the frames' first columns as the input file has them, when
+        they differ (pandas renames repeated and empty names: "x.1", "Unnamed: 2"); CSV, TSV
+        and Excel output write these. ``column_types``: pyarrow types by column name (Parquet
+        input), which Parquet output keeps.
+        """
+        self._sink.input_header = header
+        self._sink.column_types = dict(column_types or {})
 
     def write(self, frame: pd.DataFrame, records: list[dict] | None = None) -> None:
         """Append a chunk. JSON Lines writes ``records`` (nested dicts) when given."""
@@ -1072,7 +1291,14 @@ def _valid_unicode(text: str) -> str:
 
 
 def _excel_text(value: str) -> str:
-    """The text without the control characters an .xlsx file cannot hold (tab, LF, CR stay)."""
+    """The text as an .xlsx cell holds it: without the control characters the file cannot
+    hold (tab and line feed stay), and with each line break as a line feed.
+
+    A cell's line break in Excel is a line feed; the sheet's XML cannot hold a carriage return
+    as written (an XML reader turns it into a line feed), so it is made one here, explicitly.
+    """
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     value = _EXCEL_ILLEGAL.sub("", value)
     if not value.isascii():  # lone surrogates cannot be stored either
         value = value.encode("utf-8", "replace").decode("utf-8")
@@ -1104,7 +1330,12 @@ def header_looks_like_data(names) -> bool:
 
 
 def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
+    return (
+        value is None
+        or value is pd.NA
+        or value is pd.NaT
+        or (isinstance(value, float) and value != value)
+    )
 
 
 def _json_default(value: object):

@@ -11,6 +11,7 @@ keeping every row, in order, and writes the result atomically.
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
 import time
 from collections import Counter, deque
@@ -28,7 +29,6 @@ from classifier.io import (
     ChunkWriter,
     TableReader,
     describe_column,
-    describe_columns,
     detect_format,
 )
 from classifier.prediction import (
@@ -69,22 +69,61 @@ def output_columns(themes: Sequence[str], explain: bool = False, pii: bool = Fal
 
 
 def find_text_column(columns: Sequence[str], requested: str | None, source: str) -> str:
-    """The text column: ``requested`` if given, else the one obvious candidate."""
+    """The text column: ``requested`` if given, else the one obvious candidate.
+
+    Errors do not list the columns: in a file without a header row the "names" are the first
+    row's feedback. They point to ``classifier columns``, which shows them on request.
+    """
     names = [str(column) for column in columns]
     if requested is not None:
         if requested not in names:
             raise ClassifierError(
-                f"{source}: no column {describe_column(requested)}; "
-                f"columns are: {describe_columns(names)}"
+                f"{source}: no column {describe_column(requested)}; {_list_columns(source)}"
             )
         return requested
     found = [name for name in names if name.strip().lower() in TEXT_COLUMN_CANDIDATES]
     if len(found) == 1:
         return found[0]
     reason = "several candidate text columns" if found else "no obvious text column"
-    raise ClassifierError(
-        f"{source}: {reason}; pass --text-column with one of: {describe_columns(names)}"
-    )
+    raise ClassifierError(f"{source}: {reason}; pass --text-column ({_list_columns(source)})")
+
+
+def _list_columns(source: str) -> str:
+    shown = "-" if source == STDIO else shlex.quote(source)
+    return f"`classifier columns {shown}` lists the columns"
+
+
+def _column_position(names: Sequence[str], name: str, what: str, source: str) -> int:
+    """Where the column ``name`` is; an error if the header names several columns so."""
+    positions = [k for k, candidate in enumerate(names) if candidate == name]
+    if len(positions) > 1:
+        where = " and ".join(str(k + 1) for k in positions[:2])
+        raise ClassifierError(
+            f"{source}: columns {where} are both named {describe_column(name)}; which is the "
+            f"{what} column? Rename one"
+        )
+    return positions[0]
+
+
+def _input_names(header: list[str] | None, columns: Sequence, out_fmt: str, source: str):
+    """The input's column names as the file has them, and whether each is used once.
+
+    Output keeps them: an empty or repeated name is written as it was, not as pandas renames it
+    ("Unnamed: 2", "x.1"). JSON Lines keys and Parquet fields must be unique, though.
+    """
+    names = [str(c) for c in columns]
+    if header is not None and len(header) == len(names):
+        names = list(header)
+    unique = len(set(names)) == len(names)
+    if not unique and out_fmt in ("jsonl", "parquet"):
+        repeated = next(name for name in names if names.count(name) > 1)
+        where = ", ".join(str(k + 1) for k, n in enumerate(names) if n == repeated)
+        raise ClassifierError(
+            f"{source}: columns {where} are all named {describe_column(repeated)}; "
+            f"{'JSON Lines' if out_fmt == 'jsonl' else 'Parquet'} output needs one name per "
+            "column: rename them, or write .csv, .tsv or .xlsx"
+        )
+    return names, unique
 
 
 def scores_frame(
@@ -519,14 +558,24 @@ def tag_file(
     pending: deque[pd.DataFrame] = deque()
 
     def tasks():
+        names, unique = None, True
         for chunk in reader:
-            if not summary.text_column:
-                summary.text_column = find_text_column(chunk.columns, text_column, input_path)
-                if id_column is not None and id_column not in chunk.columns:
-                    raise ClassifierError(
-                        f"{input_path}: no id column {describe_column(id_column)}; "
-                        f"columns are: {describe_columns(chunk.columns)}"
-                    )
+            if names is None:
+                names, unique = _input_names(reader.header, chunk.columns, out_fmt, input_path)
+                found = find_text_column(names, text_column, input_path)
+                position = _column_position(names, found, "text", input_path)
+                summary.text_column = found if unique else chunk.columns[position]
+                if id_column is not None:
+                    if id_column not in names:
+                        raise ClassifierError(
+                            f"{input_path}: no id column {describe_column(id_column)}; "
+                            f"{_list_columns(input_path)}"
+                        )
+                    _column_position(names, id_column, "id", input_path)
+                # Repeated names stay renamed inside ("x.1") and are written as they were.
+                writer.keep_input_layout(None if unique else names, reader.column_types)
+            if unique:
+                chunk.columns = names
             pending.append(chunk)
             yield chunk[summary.text_column].tolist()
 

@@ -13,6 +13,7 @@ runner = CliRunner()
 COMMANDS = [
     [],
     ["tag"],
+    ["columns"],
     ["report"],
     ["explain"],
     ["themes"],
@@ -124,6 +125,39 @@ def test_explain_prints_evidence(tiny_model_path):
     )
     assert result.exit_code == 0
     assert set(json.loads(result.output)) == {"labels", "themes", "scores", "status"}
+
+
+def test_columns_lists_names_as_the_file_has_them(tmp_path):
+    """The names errors do not show: empty, repeated and multi-line ones kept as they are."""
+    source = tmp_path / "in.csv"
+    source.write_text('id,,feedback,id,"two\nlines"\n1,x,a,b,c\n', encoding="utf-8")
+    result = run("columns", source)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "1\tid",
+        "2\t",
+        "3\tfeedback",
+        "4\tid",
+        '5\t"two\\nlines"',
+    ]
+    result = run("columns", tmp_path / "missing.csv")
+    assert result.exit_code == 1 and "missing.csv" in result.output
+
+
+def test_repeated_and_empty_column_names_are_written_back_as_they_were(tmp_path, tiny_model_path):
+    source = tmp_path / "in.csv"
+    source.write_text("id,,feedback,id\n1,x,she listened,b\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = run("tag", source, "-o", out, "--model", tiny_model_path, "-q")
+    assert result.exit_code == 0, result.output
+    assert out.read_text(encoding="utf-8").startswith("id,,feedback,id,themes,")
+    # which "id" is the id column cannot be told; JSON Lines keys must be unique
+    result = run(
+        "tag", source, "-o", tmp_path / "o.csv", "--model", tiny_model_path, "--id-column", "id"
+    )
+    assert result.exit_code == 1 and "columns 1 and 4" in result.output
+    result = run("tag", source, "-o", tmp_path / "o.jsonl", "--model", tiny_model_path)
+    assert result.exit_code == 1 and "columns 1, 4" in result.output
 
 
 def test_themes_lists_the_codebook():

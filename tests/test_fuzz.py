@@ -6,14 +6,11 @@ output readers, `check`), so that this file and the long run (`python benchmarks
 
 - a valid table tags with exit code 0, every row comes back, unsplit and in order, each input
   cell equal apart from the documented changes (formula prefix `'` in CSV/TSV, control
-  characters an Excel sheet cannot hold, lone surrogates as `?`), and the added columns agree
-  with `load_model().classify_many` on the same texts;
+  characters an Excel sheet cannot hold and line breaks as line feeds there, lone surrogates
+  as `?`, values of mixed kinds in a Parquet column as text), and the added columns agree with
+  `load_model().classify_many` on the same texts;
 - malformed input is one line `Error: ...` naming the file and where, exit code 1, no traceback;
 - no `SECRET<n>` marker embedded in a cell ever reaches stderr.
-
-Tests marked xfail(strict=True) fail because of a defect named in their reason: remove the
-marker with the fix. They use a fixed seed (`derandomize`) and skip shrinking, so that they fail
-the same way on every run.
 """
 
 from __future__ import annotations
@@ -22,10 +19,11 @@ import itertools
 import json
 import math
 import sys
+import zipfile
 
 import pytest
 from conftest import ROOT
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -41,39 +39,13 @@ FORMATS = fuzz.FORMATS
 runner = CliRunner()
 
 
-def fuzz_settings(examples: int, known_defect: bool = False):
-    """A few examples each (the long run is benchmarks/fuzz.py); see the module docstring."""
+def fuzz_settings(examples: int):
+    """A few examples each (the long run is benchmarks/fuzz.py)."""
     return settings(
         max_examples=examples,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-        derandomize=known_defect,
-        phases=(Phase.explicit, Phase.generate) if known_defect else tuple(Phase),
-        database=None if known_defect else settings.default.database,
     )
-
-
-def defect(reason: str):
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-# Known defects (see the report of the fuzzing run); each has a minimal test at the end.
-XLSX_CR = "Excel output turns a carriage return into a line feed (\\r -> \\n, \\r\\n -> \\n)"
-JSONL_NAN = "JSON Lines output writes NaN (invalid JSON) for a missing key or null"
-INT_TO_FLOAT = "an integer column with a null comes back as floats (1 -> 1.0, big ids rounded)"
-PARQUET_TYPES = (
-    "Parquet output crashes (traceback quoting the cell) on a column mixing numbers and text in "
-    "a chunk, and refuses a column null in the first chunk and text, true/false or missing later"
-)
-NESTED = "JSON objects/arrays as values crash Excel and Parquet output, quoting the value"
-DUPLICATE_HEADERS = "duplicate and empty column names are renamed (x -> x.1, '' -> Unnamed: 2)"
-FORMULA_HEADER = "a column name that starts like a formula is not neutralised in CSV/TSV output"
-# (Fixed: a headerless file whose first row reads like sentences is no longer listed.)
-SHORT_HEADERLESS = (
-    "a headerless file whose first row holds short texts: the error lists them as column names "
-    "(cut to 24 characters)"
-)
-CLASSIFICATION_KEY = "an input column named `classification` is overwritten in JSON Lines output"
 
 
 # --------------------------------------------------------------------------------- fixtures
@@ -256,26 +228,16 @@ def tag(case: Case, out_fmt: str, folder, model_path) -> fuzz.Outcome:
 
 
 # ------------------------------------------------------------------------ valid tables, all
-KNOWN = {  # (input, output) -> defect that this pair hits with the examples generated
-    ("csv", "xlsx"): XLSX_CR,
-    ("tsv", "xlsx"): XLSX_CR,
-    ("jsonl", "xlsx"): XLSX_CR,
-}
-PAIRS = [
-    pytest.param(i, o, marks=[defect(KNOWN[i, o])] if (i, o) in KNOWN else [], id=f"{i}-to-{o}")
-    for i in ("csv", "tsv", "jsonl")
-    for o in FORMATS
-]
+PAIRS = [pytest.param(i, o, id=f"{i}-to-{o}") for i in ("csv", "tsv", "jsonl") for o in FORMATS]
 
 
 @pytest.mark.parametrize(("in_fmt", "out_fmt"), PAIRS)
 def test_valid_table_round_trips_and_agrees_with_the_library(
-    in_fmt, out_fmt, model, tiny_model_path, folders, request
+    in_fmt, out_fmt, model, tiny_model_path, folders
 ):
     """Rows all there, in order, unsplit; cells equal (documented changes aside); same tags."""
-    known = any(m.name == "xfail" for m in request.node.iter_markers())
 
-    @fuzz_settings(12, known_defect=known)
+    @fuzz_settings(12)
     @given(case=tables(in_fmt, model.themes_))
     def check(case):
         assert_holds(case, out_fmt, tag(case, out_fmt, folders(), tiny_model_path), model)
@@ -291,15 +253,11 @@ def test_valid_table_round_trips_and_agrees_with_the_library(
         pytest.param("parquet", "csv", id="parquet-to-csv"),
         pytest.param("parquet", "parquet", id="parquet-to-parquet"),
         pytest.param("parquet", "jsonl", id="parquet-to-jsonl"),
-        pytest.param("parquet", "xlsx", marks=defect(XLSX_CR), id="parquet-to-xlsx"),
+        pytest.param("parquet", "xlsx", id="parquet-to-xlsx"),
     ],
 )
-def test_excel_and_parquet_input_round_trips(
-    in_fmt, out_fmt, model, tiny_model_path, folders, request
-):
-    known = any(m.name == "xfail" for m in request.node.iter_markers())
-
-    @fuzz_settings(6, known_defect=known)
+def test_excel_and_parquet_input_round_trips(in_fmt, out_fmt, model, tiny_model_path, folders):
+    @fuzz_settings(6)
     @given(case=tables(in_fmt, model.themes_))
     def check(case):
         assert_holds(case, out_fmt, tag(case, out_fmt, folders(), tiny_model_path), model)
@@ -313,15 +271,14 @@ def test_excel_and_parquet_input_round_trips(
         "csv",
         "tsv",
         "parquet",
-        pytest.param("jsonl"),
-        pytest.param("xlsx", marks=defect(XLSX_CR)),
+        "jsonl",
+        "xlsx",
     ],
 )
-def test_cli_exit_code_output_and_stderr(out_fmt, model, tiny_model_path, folders, request):
+def test_cli_exit_code_output_and_stderr(out_fmt, model, tiny_model_path, folders):
     """The real command (CliRunner): exit 0, the same output, a summary with no text in it."""
-    known = any(m.name == "xfail" for m in request.node.iter_markers())
 
-    @fuzz_settings(6, known_defect=known)
+    @fuzz_settings(6)
     @given(case=st.sampled_from(("csv", "jsonl")).flatmap(lambda f: tables(f, model.themes_)))
     def check(case):
         assert_holds(case, out_fmt, run_cli(case, out_fmt, folders(), tiny_model_path), model)
@@ -330,12 +287,11 @@ def test_cli_exit_code_output_and_stderr(out_fmt, model, tiny_model_path, folder
 
 
 # ------------------------------------------------------------------ JSON Lines across chunks
-@defect(f"{INT_TO_FLOAT}; {JSONL_NAN}; {PARQUET_TYPES}")
 @pytest.mark.parametrize("out_fmt", FORMATS)
 def test_jsonl_types_changing_across_chunks(out_fmt, model, tiny_model_path, folders):
     """int -> str -> null -> missing down a column, chunk borders in between: values kept."""
 
-    @fuzz_settings(10, known_defect=True)
+    @fuzz_settings(10)
     @given(case=typed_jsonl())
     def check(case):
         assert_holds(case, out_fmt, tag(case, out_fmt, folders(), tiny_model_path), model)
@@ -452,12 +408,11 @@ def test_wrong_encoding_is_a_clean_error_or_the_same_bytes(data, model, tiny_mod
 
 
 # ---------------------------------------------------------------------------------- headers
-@defect(f"{FORMULA_HEADER}; {DUPLICATE_HEADERS}")
 @pytest.mark.parametrize("out_fmt", ["csv", "tsv", "jsonl", "parquet", "xlsx"])
 def test_hostile_column_names_come_back_as_they_were(out_fmt, model, tiny_model_path, folders):
     """Duplicate, empty, formula, blank-looking and data-looking names: kept (or clean error)."""
 
-    @fuzz_settings(10, known_defect=True)
+    @fuzz_settings(10)
     @given(data=st.data())
     def check(data):
         case = data.draw(tables(data.draw(st.sampled_from(("csv", "tsv"))), model.themes_))
@@ -478,8 +433,7 @@ def test_hostile_column_names_come_back_as_they_were(out_fmt, model, tiny_model_
     check()
 
 
-@defect(SHORT_HEADERLESS)
-@fuzz_settings(10, known_defect=True)
+@fuzz_settings(10)
 @given(data=st.data())
 def test_headerless_file_error_quotes_no_feedback(data, model, tiny_model_path, folders):
     """Without a header row the first row is feedback: the error must not quote it."""
@@ -490,7 +444,7 @@ def test_headerless_file_error_quotes_no_feedback(data, model, tiny_model_path, 
     assert_holds(case, "csv", run_cli(case, "csv", folders(), tiny_model_path), model)
 
 
-@fuzz_settings(10, known_defect=True)
+@fuzz_settings(10)
 @given(data=st.data())
 def test_one_column_file_keeps_its_empty_cells(data, model, tiny_model_path, folders):
     """A one-column export (Excel writes an empty cell as an empty line): no row is lost."""
@@ -526,12 +480,22 @@ def read_xlsx(path):
     return [list(r) for r in load_workbook(path).active.iter_rows(values_only=True)]
 
 
-@defect(XLSX_CR)
-def test_excel_output_keeps_carriage_returns(tmp_path, tiny_model_path):
-    result, out = tag_one(tmp_path, "in.csv", 'id,text\r\n1,"a\rb"\r\n2,"c\r\nd"\r\n', "xlsx",
-                          tiny_model_path)  # fmt: skip
+def test_excel_output_writes_each_line_break_as_a_line_feed(tmp_path, tiny_model_path):
+    """README: Excel's line break in a cell is a line feed; the sheet holds no bare CR."""
+    result, out = tag_one(tmp_path, "in.csv", 'id,text\r\n1,"a\rb"\r\n2,"c\r\nd\r\ufffe\ne"\r\n',
+                          "xlsx", tiny_model_path)  # fmt: skip
     assert result.exit_code == 0
-    assert [row[1] for row in read_xlsx(out)[1:]] == ["a\rb", "c\r\nd"]
+    assert [row[1] for row in read_xlsx(out)[1:]] == ["a\nb", "c\nd\n\ne"]
+    with zipfile.ZipFile(out) as book:
+        assert b"\r" not in book.read("xl/worksheets/sheet1.xml")
+
+
+def test_excel_output_writes_big_integers_as_text(tmp_path, tiny_model_path):
+    """A sheet's number has 15 significant digits: a longer id would be changed by Excel."""
+    content = '{"id": 12345678901234567, "n": 7, "text": "a"}\n'
+    result, out = tag_one(tmp_path, "in.jsonl", content, "xlsx", tiny_model_path)
+    assert result.exit_code == 0
+    assert read_xlsx(out)[1][:2] == ["12345678901234567", 7]
 
 
 def test_excel_output_with_a_noncharacter_is_a_readable_file(tmp_path, tiny_model_path):
@@ -552,7 +516,6 @@ def test_jsonl_output_is_valid_json_for_missing_keys_and_nulls(tmp_path, tiny_mo
     assert [(r["text"], r["x"]) for r in rows] == [("a", "v"), (None, None)]
 
 
-@defect(INT_TO_FLOAT)
 @pytest.mark.parametrize("out_ext", ["csv", "jsonl"])
 def test_integer_ids_with_a_null_stay_integers(tmp_path, tiny_model_path, out_ext):
     content = '{"id": 12345678901234567, "text": "a"}\n{"id": null, "text": "b"}\n'
@@ -561,7 +524,6 @@ def test_integer_ids_with_a_null_stay_integers(tmp_path, tiny_model_path, out_ex
     assert "12345678901234567" in out.read_text()
 
 
-@defect(INT_TO_FLOAT)
 def test_parquet_integer_column_with_a_null_stays_integer(tmp_path, tiny_model_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -574,7 +536,6 @@ def test_parquet_integer_column_with_a_null_stays_integer(tmp_path, tiny_model_p
     assert (tmp_path / "out.csv").read_text().splitlines()[1].startswith("7,")
 
 
-@defect(PARQUET_TYPES)
 def test_parquet_output_of_a_mixed_column_is_a_clean_error_without_the_text(
     tmp_path, tiny_model_path
 ):
@@ -587,9 +548,9 @@ def test_parquet_output_of_a_mixed_column_is_a_clean_error_without_the_text(
 @pytest.mark.parametrize(
     "later",
     [
-        pytest.param('"x": "v"', marks=defect(PARQUET_TYPES), id="null-then-text"),
+        pytest.param('"x": "v"', id="null-then-text"),
         pytest.param('"x": null', id="null-then-null"),
-        pytest.param("", marks=defect(PARQUET_TYPES), id="null-then-missing"),
+        pytest.param("", id="null-then-missing"),
     ],
 )
 def test_parquet_output_of_a_column_null_in_the_first_chunk(tmp_path, tiny_model_path, later):
@@ -602,7 +563,6 @@ def test_parquet_output_of_a_column_null_in_the_first_chunk(tmp_path, tiny_model
     assert result.exit_code == 0, result.stderr
 
 
-@defect(f"{PARQUET_TYPES}; {INT_TO_FLOAT}")
 def test_parquet_to_parquet_keeps_the_input_schema(tmp_path, tiny_model_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -619,7 +579,6 @@ def test_parquet_to_parquet_keeps_the_input_schema(tmp_path, tiny_model_path):
     assert table.schema.field("n").type == pa.int64()
 
 
-@defect(NESTED)
 @pytest.mark.parametrize("out_ext", ["xlsx", "parquet"])
 def test_nested_json_values_are_written_or_refused_cleanly(tmp_path, tiny_model_path, out_ext):
     content = '{"id": "1", "text": "a", "meta": {"k": "SECRET-1"}}\n{"id": "2", "text": "b", "meta": ""}\n'  # noqa: E501
@@ -644,7 +603,6 @@ def test_lone_surrogate_in_a_jsonl_key(tmp_path, tiny_model_path, out_ext):
     assert result.exit_code in (0, 1) and not isinstance(result.exception, UnicodeError)
 
 
-@defect(DUPLICATE_HEADERS)
 @pytest.mark.parametrize("header", ["id,text,id", "id,,text"])
 def test_duplicate_or_empty_column_names_are_kept_or_refused(tmp_path, tiny_model_path, header):
     content = header + "\n1,a,b\n"

@@ -101,18 +101,24 @@ def test_jsonl_on_stdin_is_recognised_without_format(tmp_path):
         assert result.stdout.decode().strip() == expected
 
 
-def test_column_names_in_messages_are_cut_short_or_not_shown(tmp_path):
+@pytest.mark.parametrize(
+    ("header", "requested"),
+    [
+        (["SECRET my therapist kept cancelling and I felt awful about it", "id"], None),
+        (["SECRET ok", "fine"], None),  # short texts read like names: still not shown
+        (["text", "Feedback"], None),  # several candidates
+        (["SECRET ok", "fine"], "feedback"),
+    ],
+)
+def test_text_column_errors_never_list_the_columns(header, requested):
+    """Without a header row the first row is feedback: errors point to `classifier columns`."""
     from classifier.tagging import find_text_column
 
-    # A header that reads like a sentence is feedback (no header row): not shown at all.
-    header_that_is_data = "SECRET my therapist kept cancelling and I felt awful about it"
     with pytest.raises(ClassifierError) as caught:
-        find_text_column([header_that_is_data, "id"], None, "f.csv")
-    assert "SECRET" not in str(caught.value) and "looks like data" in str(caught.value)
-    # An ordinary but long column name is cut short.
-    with pytest.raises(ClassifierError) as caught:
-        find_text_column(["What_could_we_do_better_next_time_SECRET", "id"], None, "f.csv")
-    assert "What_could_we_do_better" in str(caught.value) and "SECRET" not in str(caught.value)
+        find_text_column(header, requested, "my file.csv")
+    message = str(caught.value)
+    assert "SECRET" not in message and "fine" not in message
+    assert "`classifier columns 'my file.csv'`" in message
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "xlsx"])
@@ -172,14 +178,34 @@ def test_binary_output_is_not_written_to_a_terminal(monkeypatch):
         ChunkWriter("-", "parquet")
 
 
-def test_a_parquet_column_that_changes_kind_is_one_line(tmp_path):
+@pytest.mark.parametrize("later", ["SECRET", False, 2.5])
+def test_a_parquet_column_that_changes_kind_is_one_line_naming_row_and_column(tmp_path, later):
+    """Never converted silently (false is not 0, 2.5 is not 2); the value is not quoted."""
     pytest.importorskip("pyarrow")
     target = tmp_path / "o.parquet"
-    with pytest.raises(ClassifierError, match="from row 2 on, a column holds other kinds"):
+    with pytest.raises(ClassifierError, match=r"row 3, column 'n': a value of another kind") as e:
         with ChunkWriter(str(target), "parquet") as writer:
             writer.write(pd.DataFrame({"n": [1]}))
-            writer.write(pd.DataFrame({"n": ["SECRET"]}))
+            writer.write(pd.DataFrame({"n": pd.Series([7, later], dtype=object)}))
+    assert "SECRET" not in str(e.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_parquet_columns_without_one_kind_in_the_first_rows_are_text(tmp_path):
+    """Mixed kinds, no value at all, or JSON objects in the first chunk: a text column."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    target = tmp_path / "o.parquet"
+    first = {"mixed": [1, "a"], "empty": [None, None], "nested": [{"k": 1}, [1]], "n": [1, None]}
+    later = {"mixed": [True, 2.5], "empty": ["x", 7], "nested": [None, "b"], "n": [2**60, 3]}
+    with ChunkWriter(str(target), "parquet") as writer:
+        writer.write(pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in first.items()}))
+        writer.write(pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in later.items()}))
+        writer.commit()
+    table = pq.read_table(target)
+    assert table.column("mixed").to_pylist() == ["1", "a", "true", "2.5"]
+    assert table.column("empty").to_pylist() == [None, None, "x", "7"]
+    assert table.column("nested").to_pylist() == ['{"k": 1}', "[1]", None, "b"]
+    assert table.column("n").to_pylist() == [1, None, 2**60, 3]
 
 
 def test_an_aborted_excel_output_leaves_no_openpyxl_temporary_file(tmp_path):
