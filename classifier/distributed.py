@@ -48,13 +48,14 @@ from pathlib import Path
 import pandas as pd
 
 from classifier._errors import ClassifierError
-from classifier.io import describe_column, describe_columns, detect_format
+from classifier.io import describe_column, detect_format
 from classifier.tagging import (
     DEFAULT_CHUNK_SIZE,
     STATUS_COLUMN,
     THEMES_COLUMN,
     TagSummary,
     _check_no_clash,
+    columns_hint,
     find_text_column,
     output_columns,
     tag_frame,
@@ -512,8 +513,7 @@ def _read_csv_dataset(files: Sequence[Path], blocksize: int | str | None, encodi
             meta, first = header, path
         elif list(header.columns) != list(meta.columns):
             raise ClassifierError(
-                f"{path}: its columns differ from those of {first.name} "
-                f"({describe_columns(header.columns)})"
+                f"{path}: its columns differ from those of {first.name} ({columns_hint(str(path))})"
             )
         stops = [*starts[1:], path.stat().st_size]
         pieces += [(str(path), a, b) for a, b in zip(starts, stops, strict=True) if a < b]
@@ -876,8 +876,7 @@ def tag_dataset(
         column = find_text_column(ddf.columns, text_column, source)
         if id_column is not None and id_column not in ddf.columns:
             raise ClassifierError(
-                f"{source}: no id column {describe_column(id_column)}; "
-                f"columns are: {describe_columns(ddf.columns)}"
+                f"{source}: no id column {describe_column(id_column)}; {columns_hint(source)}"
             )
         meta = tagged_meta(ddf._meta, themes, explain)
         _check_no_clash(ddf.columns, output_columns(themes, explain), source)

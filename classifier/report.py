@@ -42,7 +42,7 @@ from classifier._errors import ClassifierError
 from classifier._files import write_text_atomically
 from classifier.io import STDIO, TableReader, describe_column, describe_columns, detect_format
 from classifier.prediction import STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_OK, STATUS_TRUNCATED
-from classifier.tagging import STATUS_COLUMN, THEMES_COLUMN
+from classifier.tagging import STATUS_COLUMN, THEMES_COLUMN, columns_hint
 
 DEFAULT_NEAR = 0.1
 DEFAULT_MIN_GROUP = 10
@@ -247,8 +247,7 @@ def _find_id_column(layout: _Layout, requested: str | None, source: str) -> str 
     if requested is not None:
         if requested not in layout.input_columns:
             raise ClassifierError(
-                f"{source}: no id column {describe_column(requested)}; "
-                f"columns are: {describe_columns(layout.input_columns)}"
+                f"{source}: no id column {describe_column(requested)}; {columns_hint(source)}"
             )
         return requested
     for name in layout.input_columns:
@@ -260,8 +259,7 @@ def _find_id_column(layout: _Layout, requested: str | None, source: str) -> str 
 def _require_column(layout: _Layout, name: str, what: str, source: str) -> None:
     if name not in layout.input_columns:
         raise ClassifierError(
-            f"{source}: no {what} column {describe_column(name)}; "
-            f"columns are: {describe_columns(layout.input_columns)}"
+            f"{source}: no {what} column {describe_column(name)}; {columns_hint(source)}"
         )
 
 

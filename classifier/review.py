@@ -431,7 +431,7 @@ def review_file(
     """
     from classifier.labels import read_table
     from classifier.persistence import load_model
-    from classifier.tagging import find_text_column
+    from classifier.tagging import columns_hint, find_text_column
 
     if Path(input_path).resolve() == Path(output_path).resolve():
         raise ClassifierError(f"{output_path}: the output would overwrite the input")
@@ -442,8 +442,7 @@ def review_file(
     text_column = find_text_column(frame.columns, text_column, input_path)
     if id_column is not None and id_column not in frame.columns:
         raise ClassifierError(
-            f"{input_path}: no id column {describe_column(id_column)}; "
-            f"columns are: {describe_columns(frame.columns)}"
+            f"{input_path}: no id column {describe_column(id_column)}; {columns_hint(input_path)}"
         )
     already: list[str] = []
     for path in exclude:

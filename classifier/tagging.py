@@ -78,17 +78,18 @@ def find_text_column(columns: Sequence[str], requested: str | None, source: str)
     if requested is not None:
         if requested not in names:
             raise ClassifierError(
-                f"{source}: no column {describe_column(requested)}; {_list_columns(source)}"
+                f"{source}: no column {describe_column(requested)}; {columns_hint(source)}"
             )
         return requested
     found = [name for name in names if name.strip().lower() in TEXT_COLUMN_CANDIDATES]
     if len(found) == 1:
         return found[0]
     reason = "several candidate text columns" if found else "no obvious text column"
-    raise ClassifierError(f"{source}: {reason}; pass --text-column ({_list_columns(source)})")
+    raise ClassifierError(f"{source}: {reason}; pass --text-column ({columns_hint(source)})")
 
 
-def _list_columns(source: str) -> str:
+def columns_hint(source: str) -> str:
+    """Where to see a file's columns (error messages do not list them: see find_text_column)."""
     shown = "-" if source == STDIO else shlex.quote(source)
     return f"`classifier columns {shown}` lists the columns"
 
@@ -569,7 +570,7 @@ def tag_file(
                     if id_column not in names:
                         raise ClassifierError(
                             f"{input_path}: no id column {describe_column(id_column)}; "
-                            f"{_list_columns(input_path)}"
+                            f"{columns_hint(input_path)}"
                         )
                     _column_position(names, id_column, "id", input_path)
                 # Repeated names stay renamed inside ("x.1") and are written as they were.
