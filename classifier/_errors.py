@@ -22,7 +22,11 @@ def model_not_found(path: object) -> ClassifierError:
 
 
 # ------------------------------------------------------------------------- stopping by signal
-# The last SIGINT/SIGTERM that the handlers below turned into an exception.
+# Ctrl-C, `kill`, and the terminal closing (SIGHUP, where there is one): each stops a run cleanly.
+STOP_SIGNALS = tuple(
+    s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None
+)
+# The last stop signal that the handlers below turned into an exception.
 _signal_seen: int | None = None
 _holding = 0  # how many held_stop_signals blocks the main thread is in
 _held_signal: int | None = None  # a signal that arrived during one
@@ -33,7 +37,8 @@ class Interrupted(KeyboardInterrupt):
 
     A KeyboardInterrupt, so code that handles Ctrl-C handles it too. ``str(exc)`` says truthfully
     what was left behind and is safe to print; ``exit_code`` is what the shell reports for a
-    process stopped by that signal: 130 for SIGINT, 143 for SIGTERM (128 + the signal number).
+    process stopped by that signal: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP (128 + the
+    signal number).
     """
 
     def __init__(self, message: str, exit_code: int = 130):
@@ -42,7 +47,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Terminated(BaseException):
-    """Raised in the main thread by the SIGTERM handler of :func:`handle_stop_signals`.
+    """Raised in the main thread by the SIGTERM/SIGHUP handler of :func:`handle_stop_signals`.
 
     A BaseException like KeyboardInterrupt, so ``except Exception`` does not swallow it and
     every ``finally`` and context manager on the way out runs its cleanup.
@@ -72,7 +77,7 @@ def _on_stop_signal(signum: int, frame) -> None:
 
 @contextmanager
 def held_stop_signals() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back during the block; they take effect when it ends.
+    """Hold the stop signals back during the block; they take effect when it ends.
 
     Python runs a signal handler in the main thread between two bytecodes, so a KeyboardInterrupt
     can land between creating a file and remembering it. In the main thread the signals are
@@ -86,7 +91,7 @@ def held_stop_signals() -> Iterator[None]:
         yield
         return
     mask = getattr(signal, "pthread_sigmask", None)
-    previous = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if mask else None
+    previous = mask(signal.SIG_BLOCK, set(STOP_SIGNALS)) if mask else None
     _holding += 1
     try:
         yield
@@ -100,13 +105,14 @@ def held_stop_signals() -> Iterator[None]:
 
 
 def handle_stop_signals() -> None:
-    """Turn SIGINT and SIGTERM into exceptions in the main thread, so cleanup code runs.
+    """Turn SIGINT, SIGTERM and SIGHUP into exceptions in the main thread, so cleanup code runs.
 
-    SIGTERM's default action kills the process on the spot: temporary files stay behind. A
-    signal that the parent set to be ignored (``nohup``, a background job) stays ignored. Call it
-    from the main thread of a command-line entry point, not from library code.
+    The default action of SIGTERM and SIGHUP (the terminal closed) kills the process on the
+    spot: temporary files stay behind. A signal that the parent set to be ignored (``nohup``, a
+    background job) stays ignored. Call it from the main thread of a command-line entry point,
+    not from library code.
     """
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         current = signal.getsignal(signum)
         if current in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(signum, _on_stop_signal)

@@ -149,19 +149,33 @@ def test_a_failure_after_a_stop_signal_is_reported_as_the_stop(monkeypatch, caps
     assert _one_line(capsys.readouterr().err) == "Stopped by SIGTERM; no output was written."
 
 
-def test_the_sigterm_handler_raises_terminated_and_respects_ignored_signals(monkeypatch):
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+@pytest.mark.parametrize(
+    ("name", "exit_code"),
+    [
+        ("SIGTERM", 143),
+        pytest.param(
+            "SIGHUP", 129, marks=pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX")
+        ),
+    ],
+)
+def test_the_stop_signal_handler_raises_terminated_and_respects_ignored_signals(
+    monkeypatch, name, exit_code
+):
+    """SIGTERM (kill) and SIGHUP (the terminal closed) would kill the process, leaving files."""
+    signum = getattr(signal, name)
+    previous = {s: signal.getsignal(s) for s in errors.STOP_SIGNALS}
     monkeypatch.setattr(errors, "_signal_seen", None)
     try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signum, signal.SIG_DFL)
         errors.handle_stop_signals()
         with pytest.raises(Terminated) as caught:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
             time.sleep(1)  # the handler runs at the next bytecode
-        assert caught.value.exit_code == 143
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # e.g. started under nohup
+        assert caught.value.exit_code == exit_code
+        assert errors.stop_signal(caught.value) == (f"Stopped by {name}", exit_code)
+        signal.signal(signum, signal.SIG_IGN)  # e.g. started under nohup
         errors.handle_stop_signals()
-        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        assert signal.getsignal(signum) is signal.SIG_IGN
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
