@@ -456,6 +456,8 @@ def _quiet_worker() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):  # (the terminal closing reaches the whole process group)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def _tag_chunk_forked(texts: list, explain: bool, nested: bool, pii: bool, redact: bool):
