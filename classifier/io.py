@@ -965,31 +965,34 @@ class _ParquetSink(_Sink):
         if known is not None:
             return pa.field(name, known)
         values = frame.iloc[:, position]
+        family = _object_family(values)
+        if family in ("null", "mixed", "text"):
+            return pa.field(name, pa.string())  # (no value yet, or several kinds: text)
+        if family == "number" and _holds_big_integers(values):
+            return pa.field(name, pa.string())  # a double would round them
         try:
             kind = pa.array(values, from_pandas=True).type
         except _arrow_refusals():
-            return pa.field(name, pa.string())  # mixed kinds of values: text
-        if pa.types.is_null(kind) or pa.types.is_nested(kind):
-            return pa.field(name, pa.string())
-        if pa.types.is_floating(kind) and _holds_big_integers(values):
-            return pa.field(name, pa.string())  # a double would round them
-        return pa.field(name, kind)
+            return pa.field(name, pa.string())  # e.g. an integer beyond 64 bits
+        return pa.field(name, pa.string() if pa.types.is_nested(kind) else kind)
 
     def _array(self, values: pd.Series, field, first_row: int):
         import pyarrow as pa
 
-        if pa.types.is_string(field.type) and values.dtype == object:
+        family = _type_family(field.type)
+        if family == "text" and values.dtype == object:
             values = _as_text(values)
-        try:
-            array = pa.array(values, from_pandas=True)
-            if array.type == field.type:
-                return array
-            # Only within a family, and only exactly (a safe cast): a whole number into a
-            # decimal column, text into large text; never false as 0.0 or "001" as 1.
-            if _type_family(array.type) in ("null", _type_family(field.type)):
-                return array.cast(field.type)
-        except _arrow_refusals():
-            pass
+        # Only values of the column's family, converted exactly: never false as 0.0 (pyarrow
+        # would), "001" as 1, or 2.5 as 2.
+        if _object_family(values) in ("null", "other", family):
+            try:
+                array = pa.array(values, from_pandas=True)
+                if array.type == field.type:
+                    return array
+                if _type_family(array.type) in ("null", family):
+                    return array.cast(field.type)  # (a safe cast: exact or an error)
+            except _arrow_refusals():
+                pass
         row = first_row + _first_misfit(values, field.type) + 1
         raise ClassifierError(
             f"{self.name}: row {row:,}, column {describe_column(field.name)}: a value of "
@@ -1012,7 +1015,36 @@ def _arrow_refusals() -> tuple[type[BaseException], ...]:
     """pyarrow's conversion errors (their messages quote the value: never shown)."""
     import pyarrow as pa
 
-    return (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+    return (
+        pa.ArrowInvalid,
+        pa.ArrowTypeError,
+        pa.ArrowNotImplementedError,
+        OverflowError,
+        UnicodeError,  # a lone surrogate inside a JSON array or object
+    )
+
+
+# What pandas' infer_dtype says of an object column -> the family of its values (see
+# _type_family); other answers (datetime, decimal, bytes...) are left to pyarrow: "other".
+_INFERRED_FAMILY = {
+    "empty": "null",
+    "string": "text",
+    "integer": "number",
+    "floating": "number",
+    "mixed-integer-float": "number",
+    "boolean": "bool",
+    "mixed": "mixed",
+    "mixed-integer": "mixed",
+    "unknown-array": "mixed",
+}
+
+
+def _object_family(values: pd.Series) -> str:
+    """The family of a column's values, decided in Python (pyarrow converts loosely: a column
+    of 1e300 and false becomes doubles). JSON objects and arrays count as "mixed"."""
+    if values.dtype != object:
+        return "other"  # a typed column: pyarrow converts it exactly
+    return _INFERRED_FAMILY.get(pd.api.types.infer_dtype(values, skipna=True), "other")
 
 
 def _holds_big_integers(values: pd.Series) -> bool:
@@ -1053,11 +1085,11 @@ def _first_misfit(values: pd.Series, kind) -> int:
 
     family = _type_family(kind)
     for position, value in enumerate(values):
+        one = pd.Series([value], dtype=values.dtype)
+        if _object_family(one) not in ("null", "other", family):
+            return position
         try:
-            array = pa.array([value], from_pandas=True)
-            if _type_family(array.type) not in ("null", family):
-                return position
-            array.cast(kind)
+            pa.array(one, from_pandas=True).cast(kind)
         except _arrow_refusals():
             return position
     return 0

@@ -195,8 +195,20 @@ def test_parquet_columns_without_one_kind_in_the_first_rows_are_text(tmp_path):
     """Mixed kinds, no value at all, or JSON objects in the first chunk: a text column."""
     pq = pytest.importorskip("pyarrow.parquet")
     target = tmp_path / "o.parquet"
-    first = {"mixed": [1, "a"], "empty": [None, None], "nested": [{"k": 1}, [1]], "n": [1, None]}
-    later = {"mixed": [True, 2.5], "empty": ["x", 7], "nested": [None, "b"], "n": [2**60, 3]}
+    first = {
+        "mixed": [1, "a"],
+        "loose": [1e300, False],  # pyarrow alone would write false as 0.0
+        "empty": [None, None],
+        "nested": [{"k": 1}, ["\ud800"]],  # (a lone surrogate from a JSON escape: "?")
+        "n": [1, None],
+    }
+    later = {
+        "mixed": [True, 2.5],
+        "loose": [None, 1],
+        "empty": ["x", 7],
+        "nested": [None, "b"],
+        "n": [2**60, 3],
+    }
     with ChunkWriter(str(target), "parquet") as writer:
         writer.write(pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in first.items()}))
         writer.write(pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in later.items()}))
@@ -204,7 +216,8 @@ def test_parquet_columns_without_one_kind_in_the_first_rows_are_text(tmp_path):
     table = pq.read_table(target)
     assert table.column("mixed").to_pylist() == ["1", "a", "true", "2.5"]
     assert table.column("empty").to_pylist() == [None, None, "x", "7"]
-    assert table.column("nested").to_pylist() == ['{"k": 1}', "[1]", None, "b"]
+    assert table.column("loose").to_pylist() == ["1e+300", "false", None, "1"]
+    assert table.column("nested").to_pylist() == ['{"k": 1}', '["?"]', None, "b"]
     assert table.column("n").to_pylist() == [1, None, 2**60, 3]
 
 
