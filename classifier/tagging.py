@@ -98,12 +98,17 @@ def _column_position(names: Sequence[str], name: str, what: str, source: str) ->
     """Where the column ``name`` is; an error if the header names several columns so."""
     positions = [k for k, candidate in enumerate(names) if candidate == name]
     if len(positions) > 1:
-        where = " and ".join(str(k + 1) for k in positions[:2])
         raise ClassifierError(
-            f"{source}: columns {where} are both named {describe_column(name)}; which is the "
-            f"{what} column? Rename one"
+            f"{source}: columns {_numbers(positions)} are all named {describe_column(name)}; "
+            f"which is the {what} column? Rename them"
         )
     return positions[0]
+
+
+def _numbers(positions: Sequence[int]) -> str:
+    """Column positions for a message, counted from 1: "2 and 5", "1, 3 and 4"."""
+    shown = [str(k + 1) for k in positions]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
 
 
 def _input_names(header: list[str] | None, columns: Sequence, out_fmt: str, source: str):
@@ -118,7 +123,7 @@ def _input_names(header: list[str] | None, columns: Sequence, out_fmt: str, sour
     unique = len(set(names)) == len(names)
     if not unique and out_fmt in ("jsonl", "parquet"):
         repeated = next(name for name in names if names.count(name) > 1)
-        where = ", ".join(str(k + 1) for k, n in enumerate(names) if n == repeated)
+        where = _numbers([k for k, name in enumerate(names) if name == repeated])
         raise ClassifierError(
             f"{source}: columns {where} are all named {describe_column(repeated)}; "
             f"{'JSON Lines' if out_fmt == 'jsonl' else 'Parquet'} output needs one name per "

@@ -157,7 +157,7 @@ def test_repeated_and_empty_column_names_are_written_back_as_they_were(tmp_path,
     )
     assert result.exit_code == 1 and "columns 1 and 4" in result.output
     result = run("tag", source, "-o", tmp_path / "o.jsonl", "--model", tiny_model_path)
-    assert result.exit_code == 1 and "columns 1, 4" in result.output
+    assert result.exit_code == 1 and "columns 1 and 4 are all named 'id'" in result.output
 
 
 def test_themes_lists_the_codebook():
