@@ -24,9 +24,12 @@ import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from classifier._errors import ClassifierError, Interrupted, stop_signal
@@ -656,24 +659,36 @@ def _json_text(value: object) -> str:
     return _valid_unicode(json.dumps(value, ensure_ascii=False, default=_json_default))
 
 
-def _nested_as_json(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with JSON objects and arrays (from JSON Lines input) as their JSON text.
+def _is_composite(value: object) -> bool:
+    """A value that is not one scalar: a JSON object or array, a Parquet list, struct or bytes."""
+    return isinstance(value, dict | list | tuple | np.ndarray | bytes | bytearray)
 
-    A CSV, Excel or Parquet cell holds one value; pandas would write a dict as Python's repr,
-    and Excel and Parquet writers refuse one.
+
+def _flat_cell(value: object) -> object:
+    """A composite value as one cell's text: JSON text, or bytes decoded (escaped if not UTF-8)."""
+    if isinstance(value, bytes | bytearray):
+        return _valid_unicode(bytes(value).decode("utf-8", "backslashreplace"))
+    return _json_text(value.tolist() if isinstance(value, np.ndarray) else value)
+
+
+def _flat_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with composite values as text (:func:`_flat_cell`).
+
+    A CSV, Excel or Parquet cell holds one value; pandas would write a dict as Python's repr
+    and a list from Parquet as "[1 2]", and Excel and Parquet writers refuse one.
     """
-    nested: dict[int, pd.Series] = {}
+    composite: dict[int, pd.Series] = {}
     for position in range(frame.shape[1]):
         values = frame.iloc[:, position]
         if values.dtype != object or pd.api.types.infer_dtype(values, skipna=True) in _FLAT_KINDS:
             continue
-        found = values.map(lambda value: isinstance(value, dict | list)).astype(bool)
+        found = values.map(_is_composite).astype(bool)
         if found.any():
-            nested[position] = values.where(~found, values[found].map(_json_text))
-    if not nested:
+            composite[position] = values.where(~found, values[found].map(_flat_cell))
+    if not composite:
         return frame
     frame = frame.copy()
-    for position, values in nested.items():
+    for position, values in composite.items():
         frame.isetitem(position, values)
     return frame
 
@@ -772,7 +787,7 @@ class _DelimitedSink(_TextSink):
     def write(self, frame: pd.DataFrame, records: list[dict] | None, first_row: int) -> None:
         header = not self._started
         self._started = True
-        safe = _neutralise_frame(_nested_as_json(frame))
+        safe = _neutralise_frame(_flat_cells(frame))
         if header:  # a column name is a cell too: "=HYPERLINK(...)" must not become a formula
             names = [neutralise_formula(name) for name in self.header(safe)]
             safe = safe.set_axis(names, axis=1) if names != list(safe.columns) else safe
@@ -877,10 +892,8 @@ class _ExcelSink(_Sink):
             for column, value in zip(frame.columns, row, strict=True):
                 if _is_missing(value):
                     value = None
-                elif isinstance(value, dict | list):  # from JSON Lines: as JSON text
-                    value = _json_text(value)
-                elif isinstance(value, int) and abs(value) >= EXCEL_EXACT_INTEGERS:
-                    value = str(value)  # Excel would change its last digits: kept as text
+                elif not isinstance(value, str):
+                    value = _excel_value(value)
                 if isinstance(value, str):
                     value = _excel_text(value)
                     if len(value) > EXCEL_MAX_CELL:
@@ -979,6 +992,11 @@ class _ParquetSink(_Sink):
     def _array(self, values: pd.Series, field, first_row: int):
         import pyarrow as pa
 
+        if field.name in self.column_types:  # values read from a column of this very type
+            try:
+                return pa.array(values, type=field.type, from_pandas=True)
+            except _arrow_refusals():
+                pass  # (e.g. --redact's text in the text column: decided as below)
         family = _type_family(field.type)
         if family == "text" and values.dtype == object:
             values = _as_text(values)
@@ -1060,7 +1078,8 @@ def _as_text(values: pd.Series) -> pd.Series:
         return values
     other = values.map(lambda value: not isinstance(value, str) and not _is_missing(value))
     other = other.astype(bool)
-    return values.where(~other, values[other].map(_json_text))
+    texts = values[other].map(lambda v: _flat_cell(v) if _is_composite(v) else _json_text(v))
+    return values.where(~other, texts)
 
 
 def _type_family(kind) -> str:
@@ -1337,6 +1356,21 @@ def _excel_text(value: str) -> str:
     return value
 
 
+def _excel_value(value: object) -> object:
+    """A value that is not text as a sheet can hold it: numbers, dates and times as they are;
+    long integers, time-zone-aware times and composite values as text."""
+    if isinstance(value, bool | np.bool_ | float | np.floating | Decimal | timedelta):
+        return value
+    if isinstance(value, int | np.integer):
+        # Excel keeps 15 digits of a number: it would change a longer id's last digits
+        return str(value) if abs(int(value)) >= EXCEL_EXACT_INTEGERS else value
+    if isinstance(value, datetime | time):
+        return value.isoformat() if value.tzinfo is not None else value  # Excel has no zones
+    if isinstance(value, date):
+        return value
+    return _flat_cell(value) if _is_composite(value) else str(value)
+
+
 def describe_column(name: object, width: int = 24) -> str:
     """A column name for a message, quoted and cut short: in a headerless file it is data."""
     text = str(name)
@@ -1371,8 +1405,13 @@ def _is_missing(value: object) -> bool:
 
 
 def _json_default(value: object):
-    # numpy scalars and pandas timestamps from Parquet/Excel inputs
-    if hasattr(value, "item"):
+    """What JSON cannot hold, from Parquet and Excel input: numpy values and arrays, timestamps,
+    bytes, decimals (as text, exactly)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, bytes | bytearray):
+        return _flat_cell(value)
+    if isinstance(value, np.generic):
         return value.item()
     if hasattr(value, "isoformat"):
         return value.isoformat()

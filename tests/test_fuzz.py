@@ -587,6 +587,65 @@ def test_nested_json_values_are_written_or_refused_cleanly(tmp_path, tiny_model_
     assert "SECRET" not in result.stderr
 
 
+@pytest.fixture()
+def parquet_of_every_type(tmp_path):
+    """Columns of the types a Parquet export may hold, each with a null below a value."""
+    import datetime as dt
+    from decimal import Decimal
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+
+    def column(value, kind=None):
+        return pa.array([value, None], kind)
+
+    table = pa.table({
+        "id": column(12345678901234567),
+        "text": ["she listened", "SECRET-1 text"],
+        "zoned": column(dt.datetime(2024, 1, 1, 9, 30), pa.timestamp("us", tz="Europe/London")),
+        "naive": column(dt.datetime(2024, 1, 1, 9, 30), pa.timestamp("us")),
+        "day": column(dt.date(2024, 1, 1)),
+        "decimal": column(Decimal("1.50")),
+        "bytes": column(b"SECRET-2 \xff"),
+        "duration": column(dt.timedelta(seconds=5)),
+        "list": column([1, 2]),
+        "struct": column({"k": "SECRET-3"}),
+        "category": pa.array(["a", "b"]).dictionary_encode(),
+    })  # fmt: skip
+    source = tmp_path / "in.parquet"
+    pq.write_table(table, source)
+    return source, table
+
+
+@pytest.mark.parametrize("out_ext", FORMATS)
+def test_parquet_input_of_every_type_is_written_in_every_format(
+    parquet_of_every_type, tmp_path, tiny_model_path, out_ext
+):
+    """Time zones, lists, structs, bytes... crashed Excel and JSON Lines output (tracebacks)."""
+    source, table = parquet_of_every_type
+    out = tmp_path / f"out.{out_ext}"
+    result = runner.invoke(app, ["tag", str(source), "-o", str(out), "--model",
+                                 str(tiny_model_path), "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "SECRET" not in result.stderr
+    if out_ext == "parquet":  # Parquet to Parquet: the input's schema and values, exactly
+        import pyarrow.parquet as pq
+
+        back = pq.read_table(out).select(table.column_names)
+        assert back.schema.equals(table.schema) and back.to_pylist() == table.to_pylist()
+    elif out_ext == "xlsx":
+        row = read_xlsx(out)[1]
+        assert row[:3] == ["12345678901234567", "she listened", "2024-01-01T09:30:00+00:00"]
+        assert row[8:10] == ["[1, 2]", '{"k": "SECRET-3"}']
+    elif out_ext == "jsonl":
+        record = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+        assert record["list"] == [1, 2] and record["struct"] == {"k": "SECRET-3"}
+        assert record["id"] == 12345678901234567 and record["bytes"] == "SECRET-2 \\xff"
+    else:  # (not numpy's "[1 2]", nor Python's b'...')
+        text = out.read_text(encoding="utf-8")
+        assert "[1, 2]" in text and "SECRET-2 \\xff" in text and "b'" not in text
+
+
 def test_input_column_named_classification_is_kept_or_refused(tmp_path, tiny_model_path):
     content = '{"id": "1", "text": "a", "classification": "mine"}\n'
     result, out = tag_one(tmp_path, "in.jsonl", content, "jsonl", tiny_model_path)
