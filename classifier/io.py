@@ -19,6 +19,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import re
 import sys
 import zipfile
@@ -511,10 +512,14 @@ def _read_jsonl(reader: TableReader) -> Iterator[pd.DataFrame]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = _JSON_RECORD.decode(line)
             except json.JSONDecodeError:
                 raise ClassifierError(
                     f"{reader.name}, line {line_number}: not valid JSON"
+                ) from None
+            except RecursionError:
+                raise ClassifierError(
+                    f"{reader.name}, line {line_number}: JSON nested too deeply to read"
                 ) from None
             if not isinstance(record, dict):
                 raise ClassifierError(
@@ -532,6 +537,21 @@ def _read_jsonl(reader: TableReader) -> Iterator[pd.DataFrame]:
         yield frame()
     elif not seen_any:
         raise ClassifierError(f"{reader.name}: no records")
+
+
+def _finite_float(text: str) -> float | str:
+    """A JSON number as a float; one too large for a float (1e400) stays as its text."""
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
+# Python reads NaN and Infinity in JSON (not JSON, but Python writes them): NaN is a missing
+# value, as pandas reads it; Infinity, like a number too large for a float, is kept as its text.
+# (Kept as inf, it would make the JSON Lines output invalid.)
+_JSON_RECORD = json.JSONDecoder(
+    parse_float=_finite_float,
+    parse_constant=lambda name: None if name == "NaN" else name,
+)
 
 
 def _read_excel(reader: TableReader) -> Iterator[pd.DataFrame]:

@@ -452,3 +452,20 @@ def test_an_unknown_encoding_on_the_command_line_is_one_line(tmp_path, tiny_mode
         "latin-1\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"]
+
+
+def test_jsonl_nan_infinity_and_huge_numbers_never_make_invalid_json(tmp_path):
+    """Python's json reads NaN, Infinity and 1e400 (inf); written back they would not be JSON."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"text": "a", "x": NaN, "y": Infinity, "z": 1e400, "w": -1.5}\n', encoding="utf-8"
+    )
+    (frame,) = TableReader(str(source), "jsonl")
+    assert frame.iloc[0].tolist() == ["a", None, "Infinity", "1e400", -1.5]
+
+
+def test_jsonl_nested_too_deeply_is_one_line(tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "a"}\n{"x": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(ClassifierError, match=r"in.jsonl, line 2: JSON nested too deeply"):
+        list(TableReader(str(source), "jsonl"))
