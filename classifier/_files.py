@@ -32,6 +32,7 @@ from classifier._errors import held_stop_signals as deferred_signals
 _temporaries: dict[Path, int] = {}
 # What this process finished writing, in order, for a truthful message after an interruption.
 _written: list[str] = []
+STDOUT_NAME = "standard output"  # how messages name standard output
 # errno values that mean "the disk cannot take more": reported as one line naming the file.
 DISK_FULL = frozenset(
     code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if code
@@ -71,6 +72,15 @@ def _folder_name(folder: Path) -> str:
     return f"the current folder ({Path.cwd()})" if str(folder) in ("", ".") else str(folder)
 
 
+def check_folder(target: Path) -> None:
+    """Refuse, in one line, a file target whose folder is missing or is not a folder."""
+    folder = Path(target).parent
+    if not folder.exists():
+        raise ClassifierError(f"{target}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ClassifierError(f"{target}: {folder} is a file, not a folder")
+
+
 def temporary_beside(target: Path, suffix: str = ".partial") -> Path:
     """Create an empty temporary file in ``target``'s folder (so the rename stays atomic).
 
@@ -81,10 +91,7 @@ def temporary_beside(target: Path, suffix: str = ".partial") -> Path:
     """
     target = Path(target)
     folder = target.parent
-    if not folder.exists():
-        raise ClassifierError(f"{target}: the folder {folder} does not exist")
-    if not folder.is_dir():
-        raise ClassifierError(f"{target}: {folder} is a file, not a folder")
+    check_folder(target)
     with deferred_signals():
         try:
             handle, name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=suffix)
@@ -164,13 +171,8 @@ def publish(temporary: Path, target: Path, replace: bool = True) -> None:
         note_written(str(target))
 
 
-def move_into_place(temporary: Path, target: Path) -> None:
-    """Rename ``temporary`` over ``target`` (see :func:`publish`)."""
-    publish(temporary, target, replace=True)
-
-
 def note_written(name: str) -> None:
-    """Record that ``name`` (a file, or "standard output") was written in full."""
+    """Record that ``name`` (a file, or :data:`STDOUT_NAME`) was written in full."""
     _written.append(name)
 
 
@@ -189,7 +191,7 @@ def describe_stop(label: str, since: int) -> str:
     since : int
         A :func:`written_mark` taken when the command started.
     """
-    done = [name for name in _written[since:] if name == "standard output" or Path(name).exists()]
+    done = [name for name in _written[since:] if name == STDOUT_NAME or Path(name).exists()]
     if not done:
         return f"{label}; no output was written."
     shown = ", ".join(done[:3]) + (f" and {len(done) - 3} more" if len(done) > 3 else "")

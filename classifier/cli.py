@@ -59,6 +59,22 @@ TextColumnOption = Annotated[
         help="Column holding the feedback (detected if obvious).",
     ),
 ]
+SheetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sheet",
+        metavar="SHEET",
+        help="Excel input: the sheet to read, by name or 0-based number (default: the first).",
+    ),
+]
+InputFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        metavar="FORMAT",
+        help="Input format when the extension does not say (csv, tsv, jsonl, xlsx, parquet).",
+    ),
+]
 data_app = typer.Typer(
     help="Check and split a labelled corpus.\n\nExample: classifier data check",
     no_args_is_help=True,
@@ -132,12 +148,8 @@ def columns(
         ..., help="Table (.csv, .tsv, .jsonl, .xlsx, .parquet), or - for stdin.", metavar="FILE"
     ),
     encoding: EncodingOption = "utf-8",
-    sheet: str | None = typer.Option(
-        None, "--sheet", help="Excel input: the sheet, by name or 0-based number.", metavar="SHEET"
-    ),
-    input_format: str | None = typer.Option(
-        None, "--format", help="Input format when the extension does not say.", metavar="FORMAT"
-    ),
+    sheet: SheetOption = None,
+    input_format: InputFormatOption = None,
 ) -> None:
     """List a table's columns, one per line: number, tab, name (to choose --text-column).
 
@@ -208,18 +220,8 @@ def tag(
         metavar="N",
     ),
     encoding: EncodingOption = "utf-8",
-    sheet: str | None = typer.Option(
-        None,
-        "--sheet",
-        help="Excel input: the sheet to read, by name or 0-based number (default: the first).",
-        metavar="SHEET",
-    ),
-    input_format: str | None = typer.Option(
-        None,
-        "--format",
-        help="Input format when the extension does not say (csv, tsv, jsonl, xlsx, parquet).",
-        metavar="FORMAT",
-    ),
+    sheet: SheetOption = None,
+    input_format: InputFormatOption = None,
     output_format: str | None = typer.Option(
         None,
         "--output-format",
@@ -271,6 +273,7 @@ def tag(
 
       classifier tag export.csv -o shareable.csv --pii --redact
     """
+    from classifier._files import check_folder
     from classifier.tagging import tag_file
 
     output_path = output or _default_output(input)
@@ -278,7 +281,7 @@ def tag(
         # Everything that can be checked is checked before tagging, not after an hour of it.
         for extra in (summary, report):
             if extra is not None:
-                _check_folder(extra)
+                check_folder(extra)
         if report is not None:
             _check_report_target(report, output_path, dask is not None, force)
     if dask is not None and (pii or redact):
@@ -384,14 +387,6 @@ def progress_bar(enabled: bool):
             bar.update(task, total=total, completed=fraction or 0, rows=rows, rate=rows / elapsed)
 
         yield update
-
-
-def _check_folder(target: Path) -> None:
-    """Refuse a file target whose folder is missing or is not a folder."""
-    folder = target.parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise ClassifierError(f"{target}: the folder {folder} {what}")
 
 
 def _check_report_target(report: Path, output: str, dask: bool, force: bool) -> None:

@@ -48,7 +48,7 @@ from pathlib import Path
 import pandas as pd
 
 from classifier._errors import ClassifierError
-from classifier.io import describe_column, detect_format
+from classifier.io import detect_format
 from classifier.tagging import (
     DEFAULT_CHUNK_SIZE,
     STATUS_COLUMN,
@@ -57,6 +57,7 @@ from classifier.tagging import (
     _check_no_clash,
     columns_hint,
     find_text_column,
+    missing_column,
     output_columns,
     tag_frame,
 )
@@ -386,13 +387,13 @@ def read_dataset(
     """
     import dask.dataframe as dd
 
-    from classifier.io import _require
+    from classifier.io import table_format
 
     for path in files:
         if path.stat().st_size == 0:
             raise ClassifierError(f"{path}: the file is empty")
     if fmt == "parquet":
-        _require("parquet")
+        table_format("parquet").require()
         try:
             return dd.read_parquet(
                 [str(p) for p in files],
@@ -875,9 +876,7 @@ def tag_dataset(
         ddf = read_dataset(files, in_fmt, blocksize=blocksize, encoding=encoding)
         column = find_text_column(ddf.columns, text_column, source)
         if id_column is not None and id_column not in ddf.columns:
-            raise ClassifierError(
-                f"{source}: no id column {describe_column(id_column)}; {columns_hint(source)}"
-            )
+            raise missing_column(source, id_column, "id")
         meta = tagged_meta(ddf._meta, themes, explain)
         _check_no_clash(ddf.columns, output_columns(themes, explain), source)
         summary = DatasetSummary(

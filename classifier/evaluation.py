@@ -414,10 +414,17 @@ def evaluate_model(
     params = model_parameters(model)
     codebook = params.get("codebook")
     report: dict = {"n_train": len(train), "n_test": len(test)}
+    groups = {"all": pd.Series(True, index=test.index), **test_groups(test)}
+
+    def on_test(fitted, with_scores: bool = True) -> dict:
+        # the whole test split, then its real rows and each source on their own
+        return {
+            name: evaluate_on(fitted, test[rows]["text"], test[rows]["labels"], with_scores)
+            for name, rows in groups.items()
+        }
+
     log("scoring the model on the test split")
-    report["test"] = {"all": evaluate_on(model, test["text"], test["labels"])}
-    for name, mask in test_groups(test).items():
-        report["test"][name] = evaluate_on(model, test[mask]["text"], test[mask]["labels"])
+    report["test"] = on_test(model)
     agreement = coder_agreement(model, test)
     if agreement:
         report["coder_agreement"] = agreement
@@ -429,15 +436,7 @@ def evaluate_model(
         ):
             log(f"baseline: {name}")
             fitted = baseline.fit(train["text"].tolist(), train["labels"].tolist())
-            report["baselines"][name] = {
-                "all": evaluate_on(fitted, test["text"], test["labels"], with_scores=False),
-                **{
-                    group: evaluate_on(
-                        fitted, test[mask]["text"], test[mask]["labels"], with_scores=False
-                    )
-                    for group, mask in test_groups(test).items()
-                },
-            }
+            report["baselines"][name] = on_test(fitted, with_scores=False)
     if cv_folds:
         from classifier.model import ThemeClassifier  # scikit-learn estimators: only for CV
 

@@ -144,12 +144,17 @@ class CompiledModel:
     def thresholds_(self) -> dict[str, float]:
         return dict(zip(self.themes_, self.thresholds.tolist(), strict=True))
 
+    @property
+    def arrays_only(self) -> bool:
+        """Whether every feature block is the built-in TF-IDF as arrays (saveable as .npz)."""
+        return all(isinstance(part, NgramTfidf) for part in self.parts)
+
     def _check(self) -> None:
         n_themes = len(self.themes_)
         problems = []
         if len(self.polarities_) != 2:
             problems.append("there must be two polarities")
-        if all(isinstance(part, NgramTfidf) for part in self.parts):
+        if self.arrays_only:
             n_features = sum(part.n_features for part in self.parts)
             if self.coef.shape != (n_features, 2 * n_themes):
                 problems.append(f"coefficients of shape {self.coef.shape}, expected "
@@ -276,7 +281,7 @@ class CompiledModel:
         from classifier.preprocessing import FeatureIds
 
         if isinstance(docs, FeatureIds):
-            if all(isinstance(part, NgramTfidf) for part in self.parts):
+            if self.arrays_only:
                 return [part.transform_ids(docs) for part in self.parts]
             docs = docs.strings()
         return [part.transform(docs) for part in self.parts]
@@ -359,7 +364,7 @@ class CompiledModel:
         PosixPath('models/theme-classifier.npz')
         """
         # Only NgramTfidf blocks are arrays; a fitted transformer would need pickle-like code.
-        if not all(isinstance(part, NgramTfidf) for part in self.parts):
+        if not self.arrays_only:
             raise ClassifierError(
                 f"{Path(path).name}: only the built-in TF-IDF features can be saved as .npz; "
                 "save this model as .skops instead"

@@ -35,6 +35,7 @@ import pandas as pd
 
 from classifier._errors import ClassifierError, Interrupted, stop_signal
 from classifier._files import (
+    STDOUT_NAME,
     deferred_signals,
     discard,
     note_written,
@@ -45,7 +46,6 @@ from classifier._files import (
 
 STDIO = "-"
 STDIN_NAME = "standard input"
-STDOUT_NAME = "standard output"
 EXCEL_MAX_ROWS = 1_048_576  # a worksheet's hard limit, header included
 EXCEL_MAX_CELL = 32_767  # characters in one cell; openpyxl would cut longer text silently
 # Excel keeps 15 significant digits of a number: a longer integer (an id) is written as text
@@ -146,12 +146,6 @@ def _sniff_stdin(default: str) -> str:
     except (OSError, ValueError):
         return default
     return "jsonl" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{") else default
-
-
-def _require(fmt: str) -> None:
-    # (kept for classifier.distributed)
-    if fmt in REGISTRY:
-        REGISTRY[fmt].require()
 
 
 def check_encoding(encoding: str) -> None:
@@ -1371,9 +1365,7 @@ def _excel_text(value: str) -> str:
     if "\r" in value:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
     value = _EXCEL_ILLEGAL.sub("", value)
-    if not value.isascii():  # lone surrogates cannot be stored either
-        value = value.encode("utf-8", "replace").decode("utf-8")
-    return value
+    return value if value.isascii() else _valid_unicode(value)  # (nor lone surrogates)
 
 
 def _excel_value(value: object) -> object:

@@ -8,8 +8,9 @@ import numpy as np
 
 # Why a text could not be tagged; "ok" means it was analysed (it may still carry no theme).
 STATUS_OK = "ok"
-# Analysed and tagged, but on its first ``max_chars`` characters only (100,000 by default).
+# Analysed and tagged, but on its first ``max_chars`` characters only (MAX_CHARS by default).
 STATUS_TRUNCATED = "truncated"
+MAX_CHARS = 100_000  # the default analysed length (SpacyPreprocessor's max_chars)
 ANALYSED = (STATUS_OK, STATUS_TRUNCATED)
 STATUS_EMPTY = "empty"  # empty or whitespace-only string
 STATUS_NOT_TEXT = "not_text"  # missing value, number or other non-string

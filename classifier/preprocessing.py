@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import math
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+from classifier.prediction import MAX_CHARS
 
 NEGATION_PREFIX = "NEG_"
 
@@ -219,8 +220,6 @@ def as_text(value: object) -> str:
             except UnicodeEncodeError:
                 return value.encode("utf-8", "replace").decode("utf-8")
         return value
-    if isinstance(value, float) and math.isnan(value):
-        return ""
     return ""
 
 
@@ -267,7 +266,7 @@ class SpacyPreprocessor:
         max_scope: int = 8,
         keep_punct: bool = False,
         batch_size: int = 5000,
-        max_chars: int = 100_000,
+        max_chars: int = MAX_CHARS,
     ):
         self.negation = negation
         self.max_scope = max_scope

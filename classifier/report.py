@@ -42,7 +42,7 @@ from classifier._errors import ClassifierError
 from classifier._files import write_text_atomically
 from classifier.io import STDIO, TableReader, describe_column, describe_columns, detect_format
 from classifier.prediction import STATUS_EMPTY, STATUS_NOT_TEXT, STATUS_OK, STATUS_TRUNCATED
-from classifier.tagging import STATUS_COLUMN, THEMES_COLUMN, columns_hint
+from classifier.tagging import STATUS_COLUMN, THEMES_COLUMN, missing_column
 
 DEFAULT_NEAR = 0.1
 DEFAULT_MIN_GROUP = 10
@@ -246,9 +246,7 @@ def _layout(columns: Sequence, source: str, thresholds: dict[str, float]) -> _La
 def _find_id_column(layout: _Layout, requested: str | None, source: str) -> str | None:
     if requested is not None:
         if requested not in layout.input_columns:
-            raise ClassifierError(
-                f"{source}: no id column {describe_column(requested)}; {columns_hint(source)}"
-            )
+            raise missing_column(source, requested, "id")
         return requested
     for name in layout.input_columns:
         if name.strip().lower() in ID_CANDIDATES:
@@ -258,9 +256,7 @@ def _find_id_column(layout: _Layout, requested: str | None, source: str) -> str 
 
 def _require_column(layout: _Layout, name: str, what: str, source: str) -> None:
     if name not in layout.input_columns:
-        raise ClassifierError(
-            f"{source}: no {what} column {describe_column(name)}; {columns_hint(source)}"
-        )
+        raise missing_column(source, name, what)
 
 
 # ------------------------------------------------------------------------------- one chunk

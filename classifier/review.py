@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from classifier._errors import ClassifierError
-from classifier.io import ChunkWriter, describe_column, describe_columns, detect_format
+from classifier.io import ChunkWriter, describe_columns, detect_format
 
 RANK_COLUMN = "review_rank"
 REASON_COLUMN = "review_reason"
@@ -431,7 +431,7 @@ def review_file(
     """
     from classifier.labels import read_table
     from classifier.persistence import load_model
-    from classifier.tagging import columns_hint, find_text_column
+    from classifier.tagging import find_text_column, missing_column
 
     if Path(input_path).resolve() == Path(output_path).resolve():
         raise ClassifierError(f"{output_path}: the output would overwrite the input")
@@ -441,9 +441,7 @@ def review_file(
     frame = read_table(input_path, input_format, encoding)
     text_column = find_text_column(frame.columns, text_column, input_path)
     if id_column is not None and id_column not in frame.columns:
-        raise ClassifierError(
-            f"{input_path}: no id column {describe_column(id_column)}; {columns_hint(input_path)}"
-        )
+        raise missing_column(input_path, id_column, "id")
     already: list[str] = []
     for path in exclude:
         done = read_table(path, None, encoding)

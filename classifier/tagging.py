@@ -32,6 +32,7 @@ from classifier.io import (
     detect_format,
 )
 from classifier.prediction import (
+    MAX_CHARS,
     STATUS_EMPTY,
     STATUS_NOT_TEXT,
     STATUS_OK,
@@ -77,9 +78,7 @@ def find_text_column(columns: Sequence[str], requested: str | None, source: str)
     names = [str(column) for column in columns]
     if requested is not None:
         if requested not in names:
-            raise ClassifierError(
-                f"{source}: no column {describe_column(requested)}; {columns_hint(source)}"
-            )
+            raise missing_column(source, requested)
         return requested
     found = [name for name in names if name.strip().lower() in TEXT_COLUMN_CANDIDATES]
     if len(found) == 1:
@@ -94,9 +93,17 @@ def columns_hint(source: str) -> str:
     return f"`classifier columns {shown}` lists the columns"
 
 
+def missing_column(source: str, name: str, what: str = "") -> ClassifierError:
+    """The error for a column that ``source`` does not have, e.g. ``what="id"``."""
+    kind = f"{what} column" if what else "column"
+    return ClassifierError(f"{source}: no {kind} {describe_column(name)}; {columns_hint(source)}")
+
+
 def _column_position(names: Sequence[str], name: str, what: str, source: str) -> int:
-    """Where the column ``name`` is; an error if the header names several columns so."""
+    """Where the column ``name`` is; an error if no column or several columns are named so."""
     positions = [k for k, candidate in enumerate(names) if candidate == name]
+    if not positions:
+        raise missing_column(source, name, what)
     if len(positions) > 1:
         raise ClassifierError(
             f"{source}: columns {_numbers(positions)} are all named {describe_column(name)}; "
@@ -242,7 +249,7 @@ class TagSummary:
     rows_no_theme: int = 0
     rows_empty_text: int = 0
     rows_not_text: int = 0
-    rows_truncated: int = 0  # tagged on their first 100,000 characters (counted as tagged too)
+    rows_truncated: int = 0  # tagged on their first MAX_CHARS characters (counted as tagged too)
     theme_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     # With --pii: rows in which each kind of personal data was found (None: not looked for).
     pii_counts: dict[str, int] | None = None
@@ -309,8 +316,8 @@ class TagSummary:
             )
         if self.rows_truncated:
             found.append(
-                f"Warning: {self.input}: {self.rows_truncated:,} text(s) over 100,000 characters "
-                "were tagged on their first 100,000 (status 'truncated')"
+                f"Warning: {self.input}: {self.rows_truncated:,} text(s) over {MAX_CHARS:,} "
+                f"characters were tagged on their first {MAX_CHARS:,} (status 'truncated')"
             )
         return found
 
@@ -574,11 +581,6 @@ def tag_file(
                 position = _column_position(names, found, "text", input_path)
                 summary.text_column = found if unique else chunk.columns[position]
                 if id_column is not None:
-                    if id_column not in names:
-                        raise ClassifierError(
-                            f"{input_path}: no id column {describe_column(id_column)}; "
-                            f"{columns_hint(input_path)}"
-                        )
                     _column_position(names, id_column, "id", input_path)
                 # Repeated names stay renamed inside ("x.1") and are written as they were.
                 writer.keep_input_layout(None if unique else names, reader.column_types)
